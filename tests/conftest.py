@@ -1,0 +1,5 @@
+"""Shared fixtures: each lives once, in a module of ``tests.fixtures``, registered here."""
+
+pytest_plugins = [
+    "tests.fixtures.brokers",
+]

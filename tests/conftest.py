@@ -2,4 +2,5 @@
 
 pytest_plugins = [
     "tests.fixtures.brokers",
+    "tests.fixtures.twin",
 ]

@@ -129,8 +129,7 @@ def _load(payload: bytes, max_size: int) -> Any:
         raise InvalidPayload(f"payload is not valid JSON: {exc}") from exc
 
 
-def decode(cls: type[_RequestT], payload: bytes, *, max_size: int = DEFAULT_MAX_PAYLOAD
-) -> _RequestT:
+def decode(cls: type[_RequestT], payload: bytes, *, max_size: int = DEFAULT_MAX_PAYLOAD) -> _RequestT:
     """Parse a request body of type ``cls``; ``InvalidPayload`` (with a reason) on anything else."""
     data = _load(payload, max_size)
     if not isinstance(data, dict):

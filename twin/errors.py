@@ -19,6 +19,7 @@ PermanentError split)::
         │   ├── ReadOnlyProperty    a desired value for a ReadOnly property
         │   └── ForbiddenKey        a key or value outside KubeEdge's character rules
         ├── VersionConflict         a cloud write that lost a race with a local write  (409)
+        ├── RequestRefused          the twin answered a client's request with an error
         └── DeviceRefused           the device answered with an error (Modbus exception…)
 
 Library exceptions are translated once, at the boundary, into the most specific class here
@@ -96,6 +97,14 @@ class VersionConflict(PermanentError):
     """A cloud write whose edge version is behind the local one: the local write wins."""
 
     code = 409
+
+
+class RequestRefused(PermanentError):
+    """The twin service answered a request with an error result; ``code`` is the result's code."""
+
+    def __init__(self, reason: str, code: int = 400) -> None:
+        super().__init__(reason)
+        self.code = code
 
 
 class DeviceRefused(PermanentError):

@@ -189,7 +189,7 @@ class MqttClient:
             self._misc_task.cancel()
             self._misc_task = None
         with contextlib.suppress(OSError):
-            self._client._sock_close()  # noqa: SLF001 - paho has no public "drop the socket" call
+            self._client._sock_close()
 
     # -- API ---------------------------------------------------------------------------------------
 

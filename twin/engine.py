@@ -1,0 +1,308 @@
+"""The DeviceTwin engine: pure rules, no I/O.
+
+Per device and property it keeps the desired (``expected``) and reported (``actual``) values with
+their timestamps and ``{cloud, edge}`` version counters, applies updates from the edge (apps and
+mappers over MQTT) and from the cloud, and says what changed (for documents) and what is still to
+do (the delta). An update is all or nothing: if one property in it is refused, nothing changes.
+
+Version rules (DESIGN.md §3): a local write bumps ``edge``; a cloud write carries its versions and
+bumps ``cloud``. A cloud write whose ``edge`` is behind ours lost a race with a local write and is
+refused (``VersionConflict``; the edge value goes up instead); one whose ``cloud`` is not newer than
+ours is stale and ignored.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from twin.codec import TwinUpdateRequest, WireTwin
+from twin.errors import InvalidValue, UnknownProperty, VersionConflict
+from twin.models import Device, DeviceModel
+from twin.values import PropertySchema, check_key, check_value_chars
+
+__all__ = [
+    "Change",
+    "DeviceSchema",
+    "DeviceTwin",
+    "TwinProperty",
+    "TwinValue",
+    "UpdateOutcome",
+    "Version",
+]
+
+DELETED = "deleted"
+
+
+@dataclass(slots=True)
+class TwinValue:
+    value: str
+    timestamp: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"value": self.value, "metadata": {"timestamp": self.timestamp}}
+
+
+@dataclass(slots=True)
+class Version:
+    cloud: int = 0
+    edge: int = 0
+
+    def to_wire(self) -> dict[str, int]:
+        return {"cloud": self.cloud, "edge": self.edge}
+
+
+@dataclass(slots=True)
+class TwinProperty:
+    """One property's whole twin state, as KubeEdge's MsgTwin."""
+
+    expected: TwinValue | None = None
+    actual: TwinValue | None = None
+    optional: bool = False
+    type: str = "string"
+    deleted: bool = False
+    expected_version: Version = field(default_factory=Version)
+    actual_version: Version = field(default_factory=Version)
+    # The desired value the Device manifest last carried: a changed manifest is a new cloud write.
+    manifest_desired: str = ""
+
+    def to_wire(self) -> dict[str, Any]:
+        # ``expected`` and ``actual`` are always present: published KubeEdge mappers read
+        # ``current.expected.value`` without checking that it is there.
+        return {
+            "expected": (self.expected or TwinValue("", 0)).to_wire(),
+            "actual": (self.actual or TwinValue("", 0)).to_wire(),
+            "optional": self.optional,
+            "metadata": {"type": DELETED if self.deleted else self.type},
+            "expected_version": self.expected_version.to_wire(),
+            "actual_version": self.actual_version.to_wire(),
+        }
+
+    def to_record(self) -> dict[str, Any]:
+        record = self.to_wire()
+        record["expected"] = self.expected.to_wire() if self.expected else None
+        record["actual"] = self.actual.to_wire() if self.actual else None
+        record["deleted"] = self.deleted
+        record["metadata"] = {"type": self.type}
+        record["manifest_desired"] = self.manifest_desired
+        return record
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> TwinProperty:
+        def value(raw: Any) -> TwinValue | None:
+            if not raw:
+                return None
+            return TwinValue(str(raw["value"]), int(raw["metadata"]["timestamp"]))
+
+        return cls(
+            expected=value(record.get("expected")),
+            actual=value(record.get("actual")),
+            optional=bool(record.get("optional", False)),
+            type=str(record.get("metadata", {}).get("type", "string")),
+            deleted=bool(record.get("deleted", False)),
+            expected_version=Version(**record.get("expected_version", {})),
+            actual_version=Version(**record.get("actual_version", {})),
+            manifest_desired=str(record.get("manifest_desired", "")),
+        )
+
+    def clone(self) -> TwinProperty:
+        return copy.deepcopy(self)
+
+
+@dataclass(frozen=True)
+class DeviceSchema:
+    """The property rules of one device, from its Device and DeviceModel."""
+
+    device_id: str
+    properties: Mapping[str, PropertySchema]
+
+    @classmethod
+    def build(cls, device: Device, model: DeviceModel) -> DeviceSchema:
+        schemas: dict[str, PropertySchema] = {}
+        for prop in device.spec.properties:
+            model_prop = model.property(prop.name)
+            if model_prop is None:
+                raise UnknownProperty(
+                    f"Device {device.id}: DeviceModel {model.key} has no property {prop.name!r}"
+                )
+            schemas[prop.name] = PropertySchema.from_model(model_prop, model=model)
+        return cls(device.id, schemas)
+
+    def get(self, name: str) -> PropertySchema:
+        schema = self.properties.get(name)
+        if schema is None:
+            raise UnknownProperty(f"device {self.device_id} has no property {name!r}")
+        return schema
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One property an update changed: its whole state before (``None`` if new) and after."""
+
+    name: str
+    last: TwinProperty | None
+    current: TwinProperty
+
+
+@dataclass(frozen=True)
+class UpdateOutcome:
+    changes: list[Change]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+
+@dataclass
+class DeviceTwin:
+    """All twin properties of one device, plus its connection state."""
+
+    device_id: str
+    properties: dict[str, TwinProperty] = field(default_factory=dict)
+    state: str = "unknown"
+    last_online: str = ""
+
+    # -- definitions --------------------------------------------------------------------------
+
+    def sync_definition(self, device: Device, schema: DeviceSchema, now: int) -> UpdateOutcome:
+        """Make the twin follow its Device manifest: new properties, dropped ones, new desired values."""
+        changes: list[Change] = []
+        wanted = {p.name: p for p in device.spec.properties}
+        for name, prop in wanted.items():
+            type_name = schema.properties[name].type.wire_name
+            current = self.properties.get(name)
+            last = current.clone() if current is not None else None
+            if current is None or current.deleted:
+                current = TwinProperty(type=type_name)
+                self.properties[name] = current
+            modified = last is None or last.deleted or current.type != type_name
+            current.type = type_name
+            desired = prop.desired.value if prop.desired is not None else ""
+            if desired and desired != current.manifest_desired:
+                schema.properties[name].check_desired(desired)
+                current.expected = TwinValue(desired, now)
+                current.expected_version.cloud += 1
+                current.manifest_desired = desired
+                modified = True
+            if modified:
+                changes.append(Change(name, last, current.clone()))
+        for name in list(self.properties):
+            if name not in wanted and not self.properties[name].deleted:
+                last = self.properties[name].clone()
+                del self.properties[name]
+                gone = last.clone()
+                gone.deleted = True
+                changes.append(Change(name, last, gone))
+        return UpdateOutcome(changes)
+
+    # -- edge updates ---------------------------------------------------------------------------
+
+    def apply_edge_update(self, request: TwinUpdateRequest, schema: DeviceSchema, now: int) -> UpdateOutcome:
+        """Apply an update from an app or mapper; ``PermanentError`` subclasses on a refusal."""
+        if not request.twin:
+            raise InvalidValue("update names no properties: 'twin' is empty")
+        planned = [self._plan(name, wire, schema) for name, wire in request.twin.items()]
+        changes = []
+        for name, wire in planned:
+            last = self.properties.get(name)
+            current = last.clone() if last is not None else TwinProperty(type=schema.get(name).type.wire_name)
+            if wire.expected is not None:
+                current.expected = TwinValue(wire.expected.value or "", now)
+                current.expected_version.edge += 1
+            if wire.actual is not None:
+                current.actual = TwinValue(wire.actual.value or "", now)
+                current.actual_version.edge += 1
+            self.properties[name] = current
+            changes.append(Change(name, last.clone() if last is not None else None, current.clone()))
+        return UpdateOutcome(changes)
+
+    def _plan(self, name: str, wire: WireTwin | None, schema: DeviceSchema) -> tuple[str, WireTwin]:
+        check_key(name)
+        prop_schema = schema.get(name)
+        if wire is None:
+            raise InvalidValue(
+                f"property {name!r} is declared by the DeviceModel and cannot be deleted; "
+                "change the Device to remove it"
+            )
+        if wire.expected is None and wire.actual is None:
+            raise InvalidValue(f"property {name!r}: update carries neither 'expected' nor 'actual'")
+        if wire.expected is not None:
+            value = wire.expected.value or ""
+            check_value_chars(name, value)
+            if value or prop_schema.read_only:
+                prop_schema.check_desired(value)
+        if wire.actual is not None:
+            value = wire.actual.value or ""
+            check_value_chars(name, value)
+            if value:
+                prop_schema.parse(value)
+        return name, wire
+
+    # -- cloud updates --------------------------------------------------------------------------
+
+    def apply_cloud_desired(
+        self, name: str, value: str, version: Version, schema: DeviceSchema, now: int
+    ) -> UpdateOutcome:
+        """A desired value from the cloud with the versions the cloud holds."""
+        check_key(name)
+        check_value_chars(name, value)
+        prop_schema = schema.get(name)
+        if value:
+            prop_schema.check_desired(value)
+        current = self.properties.get(name)
+        if current is None:
+            current = self.properties[name] = TwinProperty(type=prop_schema.type.wire_name)
+        if version.edge < current.expected_version.edge:
+            raise VersionConflict(
+                f"property {name!r}: the cloud write (edge version {version.edge}) lost to a local "
+                f"write (edge version {current.expected_version.edge})"
+            )
+        if version.cloud <= current.expected_version.cloud:
+            return UpdateOutcome([])
+        last = current.clone()
+        current.expected = TwinValue(value, now)
+        current.expected_version.cloud = version.cloud
+        return UpdateOutcome([Change(name, last, current.clone())])
+
+    # -- views ------------------------------------------------------------------------------------
+
+    def delta(self, schema: DeviceSchema) -> dict[str, str]:
+        """Desired values the device has not reached yet: non-empty expected ≠ actual."""
+        pending: dict[str, str] = {}
+        for name, prop in self.properties.items():
+            if prop.deleted or prop.expected is None or not prop.expected.value:
+                continue
+            actual = prop.actual.value if prop.actual is not None else None
+            prop_schema = schema.properties.get(name)
+            if actual is None or not (
+                prop_schema.same(prop.expected.value, actual)
+                if prop_schema
+                else prop.expected.value == actual
+            ):
+                pending[name] = prop.expected.value
+        return pending
+
+    def wire(self, names: Iterable[str] | None = None) -> dict[str, Any]:
+        selected = self.properties if names is None else {n: self.properties[n] for n in names}
+        return {name: prop.to_wire() for name, prop in selected.items() if not prop.deleted}
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "device_id": self.device_id,
+            "state": self.state,
+            "last_online": self.last_online,
+            "properties": {name: prop.to_record() for name, prop in self.properties.items()},
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> DeviceTwin:
+        return cls(
+            device_id=str(record["device_id"]),
+            state=str(record.get("state", "unknown")),
+            last_online=str(record.get("last_online", "")),
+            properties={
+                name: TwinProperty.from_record(prop) for name, prop in record.get("properties", {}).items()
+            },
+        )

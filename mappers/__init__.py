@@ -1,0 +1,33 @@
+"""The mapper SDK: the plugin interface third-party mappers build on, and the runner that hosts them.
+
+A plugin subclasses ``Mapper`` (see ``mappers.virtual`` for one to copy) and is registered under
+the entry-point group ``edgetwin.mappers``. ``run_mappers`` hosts the installed plugins for a node.
+Protocol plugins (``mappers.modbus``...) are not imported here: each loads when a device needs it.
+"""
+
+from mappers.bus import Bus, Buses
+from mappers.plugin import MappedDevice, MappedProperty, Mapper, PluginConfig, ReadResult
+from mappers.registry import ENTRY_POINT_GROUP, PluginInfo, PluginUnavailable, Registry
+from mappers.runner import MapperRunner, run_mappers
+from mappers.settings import RunnerSettings
+from mappers.values import Value, from_wire, to_wire
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Bus",
+    "Buses",
+    "MappedDevice",
+    "MappedProperty",
+    "Mapper",
+    "MapperRunner",
+    "PluginConfig",
+    "PluginInfo",
+    "PluginUnavailable",
+    "ReadResult",
+    "Registry",
+    "RunnerSettings",
+    "Value",
+    "from_wire",
+    "run_mappers",
+    "to_wire",
+]

@@ -1,0 +1,95 @@
+"""Reading the twin's membership answers: which devices this node has, with what a mapper needs.
+
+``$hw/events/node/{node}/membership/get/result`` lists the node's devices; ``…/membership/updated``
+adds and removes some. KubeEdge's entries carry only ``id``/``name``/``state``; edgetwin adds the
+Device and DeviceModel under the key ``edgetwin``. Bodies are parsed tolerantly: a broken entry is
+skipped with a warning, never stopping the mapper.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from twin.codec import encode, now_ms
+from twin.errors import InvalidPayload
+from twin.models import Device, DeviceModel
+
+__all__ = ["Member", "MembershipChange", "membership_request", "parse_membership"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Member:
+    id: str
+    device: Device
+    model: DeviceModel | None
+
+
+@dataclass(frozen=True)
+class MembershipChange:
+    """``full`` lists every device of the node (a get result); otherwise a delta."""
+
+    added: tuple[Member, ...]
+    removed: tuple[str, ...]
+    full: bool
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str = ""
+    name: str = ""
+    edgetwin: dict[str, Any] | None = None
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    devices: list[_Entry] | None = None
+    added_devices: list[_Entry] | None = None
+    removed_devices: list[_Entry] | None = None
+    code: int | None = None
+    reason: str = ""
+
+
+def _id(entry: _Entry) -> str:
+    if entry.id:
+        return entry.id if "/" in entry.id else f"default/{entry.id}"
+    return f"default/{entry.name}" if entry.name else ""
+
+
+def _member(entry: _Entry) -> Member | None:
+    extra = entry.edgetwin or {}
+    if "device" not in extra:
+        log.debug("membership entry %s carries no device spec; not a device edgetwin runs", _id(entry))
+        return None
+    try:
+        device = Device.model_validate(extra["device"])
+        model = DeviceModel.model_validate(extra["model"]) if extra.get("model") else None
+    except ValidationError as exc:
+        log.warning("membership entry %s has an invalid device or model, skipped: %s", _id(entry), exc)
+        return None
+    return Member(device.id, device, model)
+
+
+def parse_membership(payload: bytes) -> MembershipChange:
+    """Parse a get result or an updated event; ``InvalidPayload`` for a body that is neither."""
+    try:
+        body = _Body.model_validate_json(payload)
+    except ValidationError as exc:
+        raise InvalidPayload(f"membership body cannot be read: {exc.errors()[0]['msg']}") from exc
+    if body.code is not None and body.code >= 400:
+        raise InvalidPayload(f"membership request failed with {body.code}: {body.reason}")
+    if body.devices is not None:
+        members = tuple(m for m in map(_member, body.devices) if m is not None)
+        return MembershipChange(members, (), full=True)
+    added = tuple(m for m in map(_member, body.added_devices or []) if m is not None)
+    removed = tuple(i for i in map(_id, body.removed_devices or []) if i)
+    return MembershipChange(added, removed, full=False)
+
+
+def membership_request(event_id: str) -> bytes:
+    return encode({"event_id": event_id, "timestamp": now_ms()})

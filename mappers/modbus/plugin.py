@@ -1,0 +1,154 @@
+"""The ``modbus`` mapper plugin: Modbus TCP and RTU devices through pymodbus.
+
+Devices on one link (a serial port, or one TCP endpoint such as an RS-485 gateway) share one
+pymodbus client and take turns on the link's ``Bus`` with its inter-frame gap. A poll of several
+properties is planned into block reads (``planner``) and decoded per property (``decoding``); if a
+device refuses a merged block (a hole in its register map), the block's properties are read one by
+one from then on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from mappers.bus import Bus
+from mappers.modbus.config import ModbusConfig, ModbusVisitor
+from mappers.modbus.decoding import Codec, codec_for, decode, decode_bits, encode, encode_bits
+from mappers.modbus.link import ModbusLink
+from mappers.modbus.planner import Block, Span, plan
+from mappers.plugin import MappedProperty, Mapper, ReadResult
+from mappers.values import Value
+from twin.errors import DeviceRefused, DeviceUnreachable, PermanentError, ReadOnlyProperty
+
+__all__ = ["ModbusMapper"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Prop = MappedProperty[ModbusVisitor]
+
+
+class ModbusMapper(Mapper[ModbusConfig, ModbusVisitor]):
+    protocol = "modbus"
+    protocol_config = ModbusConfig
+    visitor_config = ModbusVisitor
+
+    _bus: Bus | None = None
+
+    def _make_codecs(self) -> dict[str, Codec]:
+        codecs = {}
+        for prop in self.device.properties:
+            v = prop.config
+            codecs[prop.name] = codec_for(
+                v.kind,
+                prop.type,
+                data_type=v.dataType,
+                limit=v.limit,
+                scale=v.scale,
+                offset=v.valueOffset,
+                byte_swap=v.isSwap,
+                word_swap=v.isRegisterSwap,
+                encoding=v.encoding,
+            )
+        return codecs
+
+    async def connect(self) -> None:
+        config = self.device.config
+        self._codecs = self._make_codecs()
+        self._solo: set[str] = set()  # properties read alone since a merged read was refused
+        bus = self.buses.attach(config.bus_key, frame_gap=config.frame_gap_seconds)
+        self._bus = bus
+        if not isinstance(bus.resource, ModbusLink):
+            bus.resource = ModbusLink(config)
+        link = bus.resource
+        assert isinstance(link, ModbusLink)
+        async with bus.turn():
+            await link.connect()
+
+    async def close(self) -> None:
+        bus, self._bus = self._bus, None
+        if bus is not None and self.buses.detach(bus):
+            if isinstance(bus.resource, ModbusLink):
+                bus.resource.close()
+            bus.resource = None
+
+    async def _exchange(self, call: Callable[[ModbusLink], Awaitable[T]]) -> T:
+        bus = self._bus
+        if bus is None or not isinstance(bus.resource, ModbusLink):
+            raise DeviceUnreachable(f"{self.device.id}: not connected")
+        link = bus.resource
+        async with bus.turn():
+            if not link.connected:
+                # Another device on this link lost it; whoever comes first reconnects.
+                await link.connect()
+            return await call(link)
+
+    def _span(self, prop: Prop) -> Span[str]:
+        codec = self._codecs[prop.name]
+        return Span(prop.name, prop.config.kind, prop.config.offset, codec.count, prop.name not in self._solo)
+
+    async def read(self, prop: Prop) -> Value:
+        result = (await self.read_many([prop]))[prop.name]
+        if isinstance(result, PermanentError):
+            raise result
+        return result
+
+    async def read_many(self, props: Sequence[Prop]) -> dict[str, ReadResult]:
+        config = self.device.config
+        blocks = plan(
+            [self._span(p) for p in props], max_gap=config.maxGap, max_registers=config.maxRegisters
+        )
+        results: dict[str, ReadResult] = {}
+        for block in blocks:
+            await self._read_block(block, results)
+        return results
+
+    async def _read_block(self, block: Block[str], results: dict[str, ReadResult]) -> None:
+        slave = self.device.config.slaveID
+        try:
+            values = await self._exchange(
+                lambda link: link.read(block.kind, block.address, block.count, slave)
+            )
+        except DeviceRefused as exc:
+            if len(block.spans) == 1:
+                results[block.spans[0].key] = exc
+                return
+            log.info(
+                "%s: %s %d..%d refused as one read (%s); reading its properties one by one",
+                self.device.id,
+                block.kind.value,
+                block.address,
+                block.address + block.count - 1,
+                exc,
+            )
+            for span in block.spans:
+                self._solo.add(span.key)
+                await self._read_block(Block(span.kind, span.address, span.count, (span,)), results)
+            return
+        for span in block.spans:
+            codec = self._codecs[span.key]
+            part = block.slice(span, values)
+            try:
+                if block.kind.is_bits:
+                    results[span.key] = decode_bits([bool(b) for b in part], codec)
+                else:
+                    results[span.key] = decode([int(r) for r in part], codec)
+            except PermanentError as exc:
+                results[span.key] = exc
+
+    async def write(self, prop: Prop, value: Value) -> None:
+        visitor = prop.config
+        if not visitor.kind.writable:
+            raise ReadOnlyProperty(f"{prop.name} is a {visitor.kind.value}: Modbus cannot write it")
+        codec = self._codecs[prop.name]
+        words: list[int] | list[bool] = (
+            encode_bits(value, codec) if visitor.kind.is_bits else encode(value, codec)
+        )
+        slave = self.device.config.slaveID
+        await self._exchange(
+            lambda link: link.write(
+                visitor.kind, visitor.offset, words, slave, multiple=visitor.writeMultiple
+            )
+        )

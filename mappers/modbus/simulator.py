@@ -1,0 +1,221 @@
+"""Simulated Modbus slaves on a real pymodbus server, over TCP or a serial port.
+
+Tests, benchmarks and the single-machine stack (``make run``) need PLCs that do not exist: this is
+a pymodbus server with four separate tables per slave (coils, discrete inputs, input and holding
+registers, addressed from 0 like the requests), several slaves on one server (an RS-485 line),
+values set and read from outside while it runs, and optional write limits so that a device can
+refuse a value with exception 3 (illegal data value) like a real one.
+
+``python -m mappers.modbus.simulator`` serves the sample device of ``crds/samples`` (see
+``SAMPLE_LAYOUT``) on 127.0.0.1:5020, slave 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+
+from pymodbus.constants import ExcCodes
+from pymodbus.framer import FramerType
+from pymodbus.server import ModbusBaseServer, ModbusSerialServer, ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from mappers.modbus.decoding import RegisterKind
+
+__all__ = ["SAMPLE_LAYOUT", "ModbusSimulator", "Slave", "sample_values"]
+
+log = logging.getLogger(__name__)
+
+# Function codes that read (get) and write (set) each table through the server's datastore.
+_GET = {
+    RegisterKind.COIL: 1,
+    RegisterKind.DISCRETE_INPUT: 2,
+    RegisterKind.HOLDING: 3,
+    RegisterKind.INPUT: 4,
+}
+_SET = {
+    RegisterKind.COIL: 15,
+    RegisterKind.DISCRETE_INPUT: 2,
+    RegisterKind.HOLDING: 16,
+    RegisterKind.INPUT: 4,
+}
+
+
+@dataclass
+class Slave:
+    """One simulated device: table sizes, and per holding register the largest value it accepts."""
+
+    id: int = 1
+    holding: int = 256
+    input: int = 256
+    coils: int = 64
+    discrete: int = 64
+    write_limits: Mapping[int, int] = field(default_factory=dict)
+
+    def sim_device(self) -> SimDevice:
+        limits = dict(self.write_limits)
+
+        async def action(
+            function_code: int,
+            start_address: int,
+            address: int,
+            count: int,
+            registers: list[int],
+            values: list[int] | list[bool] | None,
+        ) -> ExcCodes | None:
+            if values is None or function_code not in (6, 16):
+                return None
+            for i, value in enumerate(values):
+                limit = limits.get(address + i)
+                if limit is not None and int(value) > limit:
+                    return ExcCodes.ILLEGAL_VALUE
+            return None
+
+        return SimDevice(
+            id=self.id,
+            simdata=(
+                [SimData(0, count=self.coils, values=False, datatype=DataType.BITS)],
+                [SimData(0, count=self.discrete, values=False, datatype=DataType.BITS)],
+                [SimData(0, count=self.holding, values=0, datatype=DataType.REGISTERS)],
+                [SimData(0, count=self.input, values=0, datatype=DataType.REGISTERS)],
+            ),
+            action=action if limits else None,
+        )
+
+
+class ModbusSimulator:
+    """``async with ModbusSimulator([Slave(1), Slave(2)]).tcp(port=5020) as sim: ...``"""
+
+    def __init__(self, slaves: Sequence[Slave] = (Slave(),)) -> None:
+        self.slaves = list(slaves)
+        self._server: ModbusBaseServer | None = None
+        self._start: tuple[str, dict[str, object]] | None = None
+
+    def tcp(self, host: str = "127.0.0.1", port: int = 5020) -> Self:
+        self._start = ("tcp", {"address": (host, port)})
+        return self
+
+    def serial(self, port: str, *, baudrate: int = 19200) -> Self:
+        self._start = ("serial", {"port": port, "baudrate": baudrate})
+        return self
+
+    async def start(self) -> None:
+        if self._start is None:
+            raise RuntimeError("call .tcp() or .serial() first")
+        kind, options = self._start
+        devices = [slave.sim_device() for slave in self.slaves]
+        server: ModbusBaseServer
+        if kind == "tcp":
+            address = options["address"]
+            assert isinstance(address, tuple)
+            server = ModbusTcpServer(devices, address=address)
+        else:
+            port, baudrate = options["port"], options["baudrate"]
+            assert isinstance(port, str) and isinstance(baudrate, int)
+            server = ModbusSerialServer(
+                devices, framer=FramerType.RTU, port=port, baudrate=baudrate, timeout=1, reconnect_delay=0
+            )
+        await server.serve_forever(background=True)
+        self._server = server
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            await server.shutdown()
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    def _running(self) -> ModbusBaseServer:
+        if self._server is None:
+            raise RuntimeError("the simulator is not running")
+        return self._server
+
+    async def set(
+        self, kind: RegisterKind, address: int, values: Sequence[int] | Sequence[bool], *, slave: int = 1
+    ) -> None:
+        """Change the device's own values (as its sensors would)."""
+        server = self._running()
+        data: list[int] | list[bool] = (
+            [bool(v) for v in values] if kind.is_bits else [int(v) & 0xFFFF for v in values]
+        )
+        await server.async_setValues(slave, _SET[kind], address, data)
+
+    async def get(self, kind: RegisterKind, address: int, count: int = 1, *, slave: int = 1) -> list[int]:
+        server = self._running()
+        values = await server.async_getValues(slave, _GET[kind], address, count)
+        return [int(v) for v in values]
+
+
+# The sample device of crds/samples (a Modbus TCP thermostat): slave 1 on 127.0.0.1:5020.
+#   name         table            offset  visitor                               value
+#   temperature  HoldingRegister  0       limit 1, scale 0.1 (FLOAT)            215 -> 21.5
+#   humidity     InputRegister    0       limit 1, scale 0.1 (FLOAT)            450 -> 45.0
+#   setpoint     HoldingRegister  1       limit 1, scale 0.1 (FLOAT, ReadWrite) 220 -> 22.0
+#   counter      HoldingRegister  2       limit 2 (INT, int32)                  0 and up
+#   power        CoilRegister     0       (BOOLEAN, ReadWrite)                  on
+SAMPLE_LAYOUT: dict[tuple[RegisterKind, int], list[int]] = {
+    (RegisterKind.HOLDING, 0): [215],
+    (RegisterKind.INPUT, 0): [450],
+    (RegisterKind.HOLDING, 1): [220],
+    (RegisterKind.HOLDING, 2): [0, 0],
+    (RegisterKind.COIL, 0): [1],
+}
+
+
+async def sample_values(sim: ModbusSimulator, *, slave: int = 1) -> None:
+    for (kind, address), values in SAMPLE_LAYOUT.items():
+        await sim.set(kind, address, values, slave=slave)
+
+
+async def _drift(sim: ModbusSimulator, period: float) -> None:
+    """Let the sample's temperature wander and its counter count, so a demo shows changes."""
+    tick = 0
+    while True:
+        await asyncio.sleep(period)
+        tick += 1
+        await sim.set(RegisterKind.HOLDING, 0, [215 + round(10 * math.sin(tick / 10))])
+        await sim.set(RegisterKind.HOLDING, 2, [(tick >> 16) & 0xFFFF, tick & 0xFFFF])
+
+
+async def serve_sample(host: str = "127.0.0.1", port: int = 5020, *, drift: float = 1.0) -> None:
+    """Serve the sample device until cancelled (``make run`` hosts this)."""
+    async with ModbusSimulator([Slave(1)]).tcp(host, port) as sim:
+        await sample_values(sim)
+        log.info("simulated Modbus device on %s:%d (slave 1)", host, port)
+        if drift > 0:
+            await _drift(sim, drift)
+        else:
+            await asyncio.Event().wait()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve the sample Modbus device of crds/samples.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5020)
+    parser.add_argument("--drift", type=float, default=1.0, help="seconds between value changes (0: none)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_sample(args.host, args.port, drift=args.drift))
+
+
+if __name__ == "__main__":
+    main()

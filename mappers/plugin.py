@@ -1,0 +1,146 @@
+"""The mapper plugin interface: what a protocol plugin implements, and nothing more.
+
+A plugin is a ``Mapper`` subclass registered under the entry-point group ``edgetwin.mappers``. It
+declares two pydantic models — ``protocol_config`` for the Device's ``spec.protocol.configData``
+and ``visitor_config`` for each property's ``visitors.configData`` — and implements connect/close
+(an async context manager), ``read`` and ``write``; a push protocol also implements ``watch``. The
+runner (``mappers.runner``) owns everything else: membership, polling cycles, reporting, desired
+values, device state, reconnects with backoff.
+
+One ``Mapper`` instance serves one device for one connection: the runner enters it, uses it until
+the device fails or goes away, and makes a new one to reconnect. Failures are errors from
+``twin.errors``: ``DeviceUnreachable`` (temporary: the runner marks the device offline and
+reconnects) and ``DeviceRefused`` (the device answered with an error: unhealthy, keep going).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import ClassVar, Generic, Self, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from mappers.bus import Buses
+from mappers.values import Value
+from twin.errors import DeviceUnreachable, PermanentError, ReadOnlyProperty
+from twin.models import PropertyType
+
+__all__ = [
+    "MappedDevice",
+    "MappedProperty",
+    "Mapper",
+    "PluginConfig",
+    "ReadResult",
+]
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+VisitorT = TypeVar("VisitorT", bound=BaseModel)
+
+# What a read of one property gave: its value, or the error the device answered with.
+ReadResult = Value | PermanentError
+
+
+class PluginConfig(BaseModel):
+    """A base for ``configData`` models: tolerant of upstream keys a plugin does not use, frozen."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+
+class _Empty(PluginConfig):
+    pass
+
+
+@dataclass(frozen=True)
+class MappedProperty(Generic[VisitorT]):
+    """One property as a plugin sees it: its visitor config already validated."""
+
+    name: str
+    type: PropertyType
+    writable: bool
+    config: VisitorT
+    collect_cycle: float  # seconds
+    report_cycle: float  # seconds; 0 reports every change at once
+
+
+@dataclass(frozen=True)
+class MappedDevice(Generic[ConfigT, VisitorT]):
+    """One device as a plugin sees it."""
+
+    id: str  # namespace/name
+    config: ConfigT
+    properties: tuple[MappedProperty[VisitorT], ...]
+
+    def property(self, name: str) -> MappedProperty[VisitorT] | None:
+        for prop in self.properties:
+            if prop.name == name:
+                return prop
+        return None
+
+
+class Mapper(ABC, Generic[ConfigT, VisitorT]):
+    """Base class of protocol plugins. Subclasses set the class attributes and implement ``read``.
+
+    ``buses`` lets devices on one physical link share it (``mappers.bus``).
+    """
+
+    #: The protocol name, as in ``spec.protocol.protocolName`` and the entry point's name.
+    protocol: ClassVar[str] = ""
+    #: pydantic model of the Device's ``spec.protocol.configData``.
+    protocol_config: ClassVar[type[BaseModel]] = _Empty
+    #: pydantic model of a property's ``visitors.configData``.
+    visitor_config: ClassVar[type[BaseModel]] = _Empty
+
+    def __init__(self, device: MappedDevice[ConfigT, VisitorT], buses: Buses) -> None:
+        self.device = device
+        self.buses = buses
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        """Open the connection; raise ``DeviceUnreachable`` when the device cannot be reached."""
+
+    async def close(self) -> None:
+        """Release the connection; must not raise."""
+
+    @abstractmethod
+    async def read(self, prop: MappedProperty[VisitorT]) -> Value:
+        """Read one property from the device."""
+
+    async def write(self, prop: MappedProperty[VisitorT], value: Value) -> None:
+        """Write one property; ``value`` is already parsed by the DeviceModel type."""
+        raise ReadOnlyProperty(f"the {self.protocol or type(self).__name__} mapper cannot write {prop.name}")
+
+    async def read_many(self, props: Sequence[MappedProperty[VisitorT]]) -> dict[str, ReadResult]:
+        """Read several properties due at once; override to batch (Modbus block reads).
+
+        A device that does not answer raises ``DeviceUnreachable`` for the whole batch; an error
+        answer for one property is returned in its place.
+        """
+        results: dict[str, ReadResult] = {}
+        for prop in props:
+            try:
+                results[prop.name] = await self.read(prop)
+            except DeviceUnreachable:
+                raise
+            except PermanentError as exc:
+                results[prop.name] = exc
+        return results
+
+    async def watch(self, props: Sequence[MappedProperty[VisitorT]]) -> AsyncIterator[tuple[str, Value]]:
+        """Push protocols override this: yield ``(property name, value)`` as the device sends them."""
+        return
+        yield  # an async generator that yields nothing
+
+    @classmethod
+    def watches(cls) -> bool:
+        return cls.watch is not Mapper.watch

@@ -132,4 +132,4 @@ def _bound(text: str | None, where: str) -> float | None:
 
 
 def _fmt(number: float) -> str:
-    return str(int(number)) if number.is_integer() else str(number)
+    return str(int(number)) if float(number).is_integer() else str(number)

@@ -92,11 +92,12 @@ def _describe(event: TwinEvent) -> str:
 
 async def run_watch(args: argparse.Namespace) -> int:
     seen = 0
+    device = args.device if args.device is None or "/" in args.device else f"default/{args.device}"
     async with (
         TwinClient(args.broker, timeout=args.timeout) as client,
-        client.subscription(args.device) as events,
+        client.subscription(device) as events,
     ):
-        print(f"watching {args.device or 'all devices'} on {args.broker} (Ctrl-C to stop)", file=sys.stderr)
+        print(f"watching {device or 'all devices'} on {args.broker} (Ctrl-C to stop)", file=sys.stderr)
         while not args.count or seen < args.count:
             event = await events.get()
             seen += 1

@@ -1,0 +1,91 @@
+"""The command line as a new user meets it: real processes, real brokers, real exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tests.fixtures.brokers import Mosquitto
+from tests.fixtures.processes import EDGETWIN, run_cli, service
+from tests.fixtures.tools import free_port
+from tests.fixtures.twin import SAMPLE_DEVICES
+
+
+def test_help_lists_the_commands() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("up", "node", "broker", "twin"):
+        assert command in result.stdout
+
+
+def test_node_with_invalid_yaml_exits_non_zero_naming_the_file(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: devices.kubeedge.io/v1beta1\nkind: Device\nmetadata: {name: x}\nspec: {}\n")
+    result = run_cli(
+        "node",
+        "n1",
+        "--broker",
+        mosquitto.address.url,
+        "--data-dir",
+        str(tmp_path / "d"),
+        "--devices",
+        str(bad),
+    )
+    assert result.returncode == 2
+    assert str(bad) in result.stderr
+    assert "spec.deviceModelRef" in result.stderr
+
+
+def test_twin_get_without_a_twin_service_says_so(mosquitto: Mosquitto) -> None:
+    result = run_cli("twin", "get", "thermostat", "--broker", mosquitto.address.url, "--timeout", "0.5")
+    assert result.returncode != 0
+    assert "is the twin service running" in result.stderr
+
+
+def test_twin_get_without_a_broker_says_so() -> None:
+    result = run_cli("twin", "get", "thermostat", "--broker", f"mqtt://127.0.0.1:{free_port()}")
+    assert result.returncode != 0
+    assert "cannot connect to MQTT broker" in result.stderr
+
+
+def test_get_set_and_watch_through_the_command_line(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    url = mosquitto.address.url
+    with service(
+        "node", "edge-node-1", "--broker", url, "--data-dir", str(tmp_path), "--devices", str(SAMPLE_DEVICES)
+    ) as node:
+        node.wait_for("twin service for 2 devices")
+        with service("twin", "watch", "thermostat", "--broker", url, "--count", "2") as watcher:
+            watcher.wait_for("watching default/thermostat")
+            result = run_cli("twin", "set", "thermostat", "target", "23", "--broker", url)
+            assert result.returncode == 0, result.stderr
+            assert "target desired = 23" in result.stdout
+            document = watcher.wait_for("document  default/thermostat")
+            delta = watcher.wait_for("delta     default/thermostat")
+            assert "target: desired=23 reported=-" in document
+            assert "target=23" in delta
+            watcher.proc.wait(timeout=10)
+            assert watcher.proc.returncode == 0
+        result = run_cli("twin", "get", "default/thermostat", "--broker", url)
+        assert result.returncode == 0, result.stderr
+        row = next(line for line in result.stdout.splitlines() if line.startswith("target"))
+        assert row.split()[:4] == ["target", "23", "-", "int"]
+        refused = run_cli("twin", "set", "thermostat", "target", "hot", "--broker", url)
+        assert refused.returncode == 2
+        assert "'hot' is not an integer" in refused.stderr
+
+
+def test_up_starts_a_working_stack_on_embedded_defaults(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"mqtt://127.0.0.1:{port}"
+    with service("up", "--mqtt-port", str(port), "--data-dir", str(tmp_path)) as stack:
+        stack.wait_for("edgetwin is up")
+        stack.wait_for("Ctrl-C stops everything")
+        result = run_cli("twin", "get", "modbus-thermostat", "--broker", url, "--json")
+        assert result.returncode == 0, result.stderr
+        assert '"setpoint"' in result.stdout
+
+
+def test_python_dash_m_runs_the_same_command() -> None:
+    result = subprocess.run([*EDGETWIN, "twin", "--help"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0
+    assert "watch" in result.stdout

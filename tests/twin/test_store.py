@@ -1,0 +1,103 @@
+"""The twin store: atomic files, durable desired values, write-behind reported values, kill -9."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.brokers import Mosquitto
+from tests.fixtures.processes import service
+from tests.fixtures.twin import SAMPLE_DEVICES
+from twin.client import TwinClient
+from twin.engine import DeviceTwin, TwinProperty, TwinValue
+from twin.manifests import load_manifests
+from twin.store import TwinStore
+
+
+def twin_with(value: str) -> DeviceTwin:
+    return DeviceTwin("plant/pump", {"speed": TwinProperty(expected=TwinValue(value, 5), type="int")})
+
+
+def stored_files(data_dir: Path) -> list[str]:
+    return sorted(p.name for p in (data_dir / "twins").iterdir())
+
+
+async def test_durable_write_is_on_disk_when_save_returns(tmp_path: Path) -> None:
+    async with TwinStore(tmp_path, flush_interval=3600) as store:
+        await store.save_twin(twin_with("7"), durable=True)
+        assert stored_files(tmp_path) == ["plant__pump.json"]
+        assert TwinStore(tmp_path).load().twins["plant/pump"] == twin_with("7")
+
+
+async def test_reported_values_are_written_behind_and_flushed_on_close(tmp_path: Path) -> None:
+    store = TwinStore(tmp_path, flush_interval=3600)
+    async with store:
+        await store.save_twin(twin_with("8"), durable=False)
+        assert stored_files(tmp_path) == []
+    assert TwinStore(tmp_path).load().twins["plant/pump"] == twin_with("8")
+
+
+async def test_definitions_round_trip(tmp_path: Path) -> None:
+    manifests = load_manifests([SAMPLE_DEVICES])
+    async with TwinStore(tmp_path) as store:
+        await store.save_definitions(manifests.models, manifests.devices)
+    loaded = TwinStore(tmp_path).load()
+    assert loaded.devices == manifests.devices
+    assert loaded.models == manifests.models
+
+
+async def test_a_corrupt_file_is_moved_aside_and_the_rest_loads(tmp_path: Path) -> None:
+    async with TwinStore(tmp_path) as store:
+        await store.save_twin(twin_with("1"), durable=True)
+        await store.save_twin(DeviceTwin("default/other"), durable=True)
+    (tmp_path / "twins" / "plant__pump.json").write_text('{"_default": {"1": ')
+    loaded = TwinStore(tmp_path).load()
+    assert set(loaded.twins) == {"default/other"}
+    assert (tmp_path / "twins" / "plant__pump.json.corrupt").exists()
+
+
+async def test_no_temporary_files_are_left_behind(tmp_path: Path) -> None:
+    async with TwinStore(tmp_path) as store:
+        for n in range(20):
+            await store.save_twin(twin_with(str(n)), durable=n % 2 == 0)
+    assert stored_files(tmp_path) == ["plant__pump.json"]
+
+
+def _reported_on_disk(data_dir: Path, device: str, name: str) -> str | None:
+    path = data_dir / "twins" / f"{device.replace('/', '__')}.json"
+    try:
+        record = json.loads(path.read_text())["_default"]["1"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return None
+    actual = record["properties"][name]["actual"]
+    return actual["value"] if actual else None
+
+
+@pytest.mark.timeout(90)
+async def test_twins_survive_kill_9_of_the_node(private_mosquitto: Mosquitto, tmp_path: Path) -> None:
+    data_dir = tmp_path / "node"
+    broker = private_mosquitto.address.url
+    args = ["node", "edge-node-1", "--broker", broker, "--data-dir", str(data_dir)]
+    with service(*args, "--devices", str(SAMPLE_DEVICES)) as node:
+        node.wait_for("twin service for 2 devices")
+        async with TwinClient(broker) as client:
+            # A desired value is durable once its result has been published.
+            await client.set_desired("default/thermostat", {"target": "27"})
+            await client.report("default/thermostat", {"temperature": "18.5"})
+        # Reported values are written behind: within the flush interval (0.5 s) they reach the disk.
+        deadline = time.monotonic() + 10
+        while _reported_on_disk(data_dir, "default/thermostat", "temperature") != "18.5":
+            assert time.monotonic() < deadline, "reported value never written behind"
+            await asyncio.sleep(0.05)
+        node.kill()
+    # Restart from the data directory alone.
+    with service(*args) as node:
+        node.wait_for("twin service for 2 devices")
+        async with TwinClient(broker) as client:
+            state = await client.get("default/thermostat")
+    assert state["target"].desired == "27"
+    assert state["temperature"].reported == "18.5"

@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 API_GROUP = "devices.kubeedge.io"
-API_VERSION = f"{API_GROUP}/v1beta1"
+API_VERSION: Literal["devices.kubeedge.io/v1beta1"] = "devices.kubeedge.io/v1beta1"
 
 log = logging.getLogger(__name__)
 

@@ -300,7 +300,7 @@ class MqttClient:
         if self._on_message is None:
             return
         try:
-            self._on_message(Message(msg.topic, msg.payload))
+            self._on_message(Message(msg.topic, bytes(msg.payload)))
         except Exception:
             # A handler bug must not take the connection down with it.
             log.exception("message handler failed for %s", msg.topic)

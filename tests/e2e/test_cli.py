@@ -6,9 +6,11 @@ import subprocess
 from pathlib import Path
 
 from tests.fixtures.brokers import Mosquitto
+from tests.fixtures.mqtt import mqtt_probe
 from tests.fixtures.processes import EDGETWIN, run_cli, service
 from tests.fixtures.tools import free_port
 from tests.fixtures.twin import SAMPLE_DEVICES
+from twin.mqtt import BrokerAddress
 
 
 def test_help_lists_the_commands() -> None:
@@ -83,6 +85,17 @@ def test_up_starts_a_working_stack_on_embedded_defaults(tmp_path: Path) -> None:
         result = run_cli("twin", "get", "modbus-thermostat", "--broker", url, "--json")
         assert result.returncode == 0, result.stderr
         assert '"setpoint"' in result.stdout
+
+
+async def test_broker_command_serves_kubeedge_topics() -> None:
+    port = free_port()
+    with service("broker", "--port", str(port)) as broker:
+        broker.wait_for("embedded MQTT broker on mqtt://127.0.0.1:")
+        address = BrokerAddress("127.0.0.1", port)
+        async with mqtt_probe(address, "$hw/events/device/+/twin/update") as probe:
+            await probe.send("$hw/events/device/led/twin/update", b'{"twin": {}}')
+            message = await probe.next()
+    assert message.topic == "$hw/events/device/led/twin/update"
 
 
 def test_python_dash_m_runs_the_same_command() -> None:

@@ -2,5 +2,6 @@
 
 pytest_plugins = [
     "tests.fixtures.brokers",
+    "tests.fixtures.modbus",
     "tests.fixtures.twin",
 ]

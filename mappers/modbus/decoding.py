@@ -246,8 +246,8 @@ def encode(value: Value, codec: Codec) -> list[int]:
     """The registers to write for ``value``; ``OutOfRange``/``TypeMismatch`` when it does not fit."""
     dtype = codec.data_type
     if dtype is DataType.BOOL:
-        return [1 if _truthy(value) else 0] + [0] * (codec.count - 1)
-    if dtype in (DataType.STRING, DataType.BYTES):
+        data = (1 if _truthy(value) else 0).to_bytes(codec.count * 2, "big")
+    elif dtype in (DataType.STRING, DataType.BYTES):
         data = value if isinstance(value, bytes) else str(value).encode(codec.encoding)
         room = codec.count * 2
         if len(data) > room:

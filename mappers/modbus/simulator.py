@@ -50,7 +50,12 @@ _SET = {
 
 @dataclass
 class Slave:
-    """One simulated device: table sizes, and per holding register the largest value it accepts."""
+    """One simulated device: table sizes, write limits and holes, and a count of requests served.
+
+    ``write_limits`` maps a holding register to the largest value it accepts (above: exception 3,
+    illegal data value). ``holes`` are holding registers that do not exist (exception 2, illegal
+    data address, for any request that touches them), as in a sparse PLC register map.
+    """
 
     id: int = 1
     holding: int = 256
@@ -58,26 +63,29 @@ class Slave:
     coils: int = 64
     discrete: int = 64
     write_limits: Mapping[int, int] = field(default_factory=dict)
+    holes: frozenset[int] = frozenset()
+    requests: int = 0
 
-    def sim_device(self) -> SimDevice:
-        limits = dict(self.write_limits)
-
-        async def action(
-            function_code: int,
-            start_address: int,
-            address: int,
-            count: int,
-            registers: list[int],
-            values: list[int] | list[bool] | None,
-        ) -> ExcCodes | None:
-            if values is None or function_code not in (6, 16):
-                return None
+    async def _action(
+        self,
+        function_code: int,
+        start_address: int,
+        address: int,
+        count: int,
+        registers: list[int],
+        values: list[int] | list[bool] | None,
+    ) -> ExcCodes | None:
+        self.requests += 1
+        if function_code in (3, 6, 16) and self.holes.intersection(range(address, address + count)):
+            return ExcCodes.ILLEGAL_ADDRESS
+        if values is not None and function_code in (6, 16):
             for i, value in enumerate(values):
-                limit = limits.get(address + i)
+                limit = self.write_limits.get(address + i)
                 if limit is not None and int(value) > limit:
                     return ExcCodes.ILLEGAL_VALUE
-            return None
+        return None
 
+    def sim_device(self) -> SimDevice:
         return SimDevice(
             id=self.id,
             simdata=(
@@ -86,7 +94,7 @@ class Slave:
                 [SimData(0, count=self.holding, values=0, datatype=DataType.REGISTERS)],
                 [SimData(0, count=self.input, values=0, datatype=DataType.REGISTERS)],
             ),
-            action=action if limits else None,
+            action=self._action,
         )
 
 

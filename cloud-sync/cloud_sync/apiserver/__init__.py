@@ -1,0 +1,11 @@
+"""The embedded Kubernetes-compatible API server (DESIGN.md §7).
+
+A single-machine stand-in for kube-apiserver that real ``kubectl`` and the ``kubernetes`` client
+accept: discovery, OpenAPI v3, CRDs with schema validation, CRUD with merge/JSON patch, list and
+watch by resourceVersion, persisted in sqlite under a data directory. Start it with ``serve()``.
+"""
+
+from cloud_sync.apiserver.errors import ApiError
+from cloud_sync.apiserver.server import ApiServer, ApiServerError, load_crd_manifests, serve
+
+__all__ = ["ApiError", "ApiServer", "ApiServerError", "load_crd_manifests", "serve"]

@@ -1,0 +1,80 @@
+"""Bearer-token authentication and the kubeconfig that carries the token to kubectl.
+
+The token is generated once per data directory (``DIR/token``, mode 0600) and survives restarts,
+so a kubeconfig written earlier keeps working. Requests without it get ``401`` as a ``Status``;
+health endpoints stay open for probes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import yaml
+from aiohttp import web
+
+from cloud_sync.apiserver.errors import Unauthorized
+
+__all__ = ["auth_middleware", "load_or_create_token", "write_kubeconfig"]
+
+_OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def load_or_create_token(data_dir: Path) -> str:
+    path = data_dir / "token"
+    if path.exists():
+        token = path.read_text(encoding="utf-8").strip()
+        if token:
+            return token
+    token = secrets.token_urlsafe(32)
+    path.write_text(token + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    return token
+
+
+def write_kubeconfig(
+    path: Path, *, server: str, token: str, ca_cert: Path | None = None, namespace: str = "default"
+) -> Path:
+    """A kubeconfig with one cluster, user and context named ``edgetwin``."""
+    cluster: dict[str, str] = {"server": server}
+    if ca_cert is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_cert.read_bytes()).decode()
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "edgetwin", "cluster": cluster}],
+        "users": [{"name": "edgetwin", "user": {"token": token}}],
+        "contexts": [
+            {
+                "name": "edgetwin",
+                "context": {"cluster": "edgetwin", "user": "edgetwin", "namespace": namespace},
+            }
+        ],
+        "current-context": "edgetwin",
+        "preferences": {},
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    tmp.chmod(0o600)
+    os.replace(tmp, path)
+    return path
+
+
+def auth_middleware(token: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path not in _OPEN_PATHS:
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                raise Unauthorized("Unauthorized")
+        return await handler(request)
+
+    return middleware

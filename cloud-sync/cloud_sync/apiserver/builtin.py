@@ -1,0 +1,107 @@
+"""The built-in Kubernetes types the rest of edgetwin (and kubectl) needs from the server.
+
+Namespaces, Nodes, Pods, Events, ConfigMaps, Secrets, Leases and CustomResourceDefinitions. Their
+bodies are stored as given (no Go-struct schema here): the server adds metadata, keeps status behind
+``/status`` where the real server does, and prints the columns ``kubectl get`` shows for them.
+"""
+
+from __future__ import annotations
+
+from cloud_sync.apiserver.resources import ResourceType
+
+__all__ = ["BUILTIN_TYPES", "CRD_TYPE", "DEFAULT_NAMESPACES", "EVENT_TYPE", "NAMESPACE_TYPE"]
+
+NAMESPACE_TYPE = ResourceType(
+    group="",
+    version="v1",
+    plural="namespaces",
+    singular="namespace",
+    kind="Namespace",
+    namespaced=False,
+    short_names=("ns",),
+    status_subresource=True,
+    verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
+)
+EVENT_TYPE = ResourceType(
+    group="",
+    version="v1",
+    plural="events",
+    singular="event",
+    kind="Event",
+    namespaced=True,
+    short_names=("ev",),
+)
+CRD_TYPE = ResourceType(
+    group="apiextensions.k8s.io",
+    version="v1",
+    plural="customresourcedefinitions",
+    singular="customresourcedefinition",
+    kind="CustomResourceDefinition",
+    namespaced=False,
+    short_names=("crd", "crds"),
+    categories=("api-extensions",),
+    status_subresource=True,
+)
+
+BUILTIN_TYPES: tuple[ResourceType, ...] = (
+    NAMESPACE_TYPE,
+    EVENT_TYPE,
+    CRD_TYPE,
+    ResourceType(
+        group="",
+        version="v1",
+        plural="nodes",
+        singular="node",
+        kind="Node",
+        namespaced=False,
+        short_names=("no",),
+        status_subresource=True,
+    ),
+    ResourceType(
+        group="",
+        version="v1",
+        plural="pods",
+        singular="pod",
+        kind="Pod",
+        namespaced=True,
+        short_names=("po",),
+        categories=("all",),
+        status_subresource=True,
+    ),
+    ResourceType(
+        group="",
+        version="v1",
+        plural="configmaps",
+        singular="configmap",
+        kind="ConfigMap",
+        namespaced=True,
+        short_names=("cm",),
+    ),
+    ResourceType(
+        group="",
+        version="v1",
+        plural="secrets",
+        singular="secret",
+        kind="Secret",
+        namespaced=True,
+    ),
+    ResourceType(
+        group="",
+        version="v1",
+        plural="serviceaccounts",
+        singular="serviceaccount",
+        kind="ServiceAccount",
+        namespaced=True,
+        short_names=("sa",),
+    ),
+    ResourceType(
+        group="coordination.k8s.io",
+        version="v1",
+        plural="leases",
+        singular="lease",
+        kind="Lease",
+        namespaced=True,
+    ),
+)
+
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")

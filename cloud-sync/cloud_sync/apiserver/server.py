@@ -1,0 +1,138 @@
+"""Running the embedded API server: ``serve()`` starts it, writes the kubeconfig, and stops it.
+
+Everything lives under one data directory: ``state.db`` (objects and history), ``token``, the
+TLS files (``ca.crt``, ``server.crt``...) and ``kubeconfig``. CRD manifests passed in ``crds``
+are applied at start-up when they are not stored yet, so ``kubectl apply -f crds/samples/``
+works against a fresh server straight away.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from cloud_sync.apiserver.auth import auth_middleware, load_or_create_token, write_kubeconfig
+from cloud_sync.apiserver.builtin import BUILTIN_TYPES, CRD_TYPE
+from cloud_sync.apiserver.errors import ApiError
+from cloud_sync.apiserver.handlers import ApiHandlers, error_middleware, internal_error_guard
+from cloud_sync.apiserver.operations import Operations
+from cloud_sync.apiserver.resources import Registry
+from cloud_sync.apiserver.storage import Store
+from cloud_sync.apiserver.tls import ensure_tls, server_ssl_context
+from cloud_sync.apiserver.watch import WatchHub
+
+__all__ = ["ApiServer", "ApiServerError", "load_crd_manifests", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+class ApiServerError(Exception):
+    """The API server cannot start (bad CRD manifest, port in use, unreadable data directory)."""
+
+
+@dataclass(frozen=True)
+class ApiServer:
+    """A running server: where it listens and how to reach it."""
+
+    host: str
+    port: int
+    url: str
+    token: str
+    kubeconfig_path: Path
+    data_dir: Path
+    operations: Operations
+
+
+def load_crd_manifests(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    """The CustomResourceDefinition documents in these files or folders (other kinds skipped)."""
+    found: list[dict[str, Any]] = []
+    for path in paths:
+        files = sorted(p for p in path.glob("*.y*ml") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            try:
+                docs = list(yaml.safe_load_all(file.read_text(encoding="utf-8")))
+            except (OSError, yaml.YAMLError) as exc:
+                raise ApiServerError(f"{file}: cannot be read as YAML: {exc}") from exc
+            found += [d for d in docs if isinstance(d, dict) and d.get("kind") == "CustomResourceDefinition"]
+    return found
+
+
+def _install_crds(ops: Operations, crds: list[dict[str, Any]]) -> None:
+    for crd in crds:
+        name = str(crd.get("metadata", {}).get("name", ""))
+        if ops.store.get(CRD_TYPE.key, "", name) is not None:
+            continue
+        try:
+            ops.create(CRD_TYPE, "", crd)
+        except ApiError as exc:
+            raise ApiServerError(f"CRD {name}: {exc.message}") from exc
+        log.info("installed CRD %s", name)
+
+
+@asynccontextmanager
+async def serve(
+    data_dir: Path,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    crds: Iterable[Path] = (),
+    history: int = 20_000,
+    bookmark_interval: float = 30.0,
+    tls: bool = True,
+) -> AsyncIterator[ApiServer]:
+    """Run the server until the block exits; ``port=0`` picks a free port.
+
+    With ``tls=False`` it speaks plain HTTP; the ``kubernetes`` client accepts that, but kubectl
+    then sends no bearer token and every request is refused.
+    """
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    crd_docs = load_crd_manifests(crds)
+    store = Store(data_dir / "state.db", history=history)
+    try:
+        ops = Operations(store, Registry(BUILTIN_TYPES))
+        _install_crds(ops, crd_docs)
+        token = load_or_create_token(data_dir)
+        hub = WatchHub()
+        app = web.Application(
+            middlewares=[error_middleware, auth_middleware(token), internal_error_guard],
+            client_max_size=16 * 1024 * 1024,
+        )
+        handlers = ApiHandlers(ops, hub, server_address=f"{host}:{port}", bookmark_interval=bookmark_interval)
+        app.router.add_route("*", "/{tail:.*}", handlers.dispatch)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0, handler_cancellation=True)
+        await runner.setup()
+        try:
+            tls_files = ensure_tls(data_dir, host) if tls else None
+            ssl_context = server_ssl_context(tls_files) if tls_files else None
+            site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
+            try:
+                await site.start()
+            except OSError as exc:
+                raise ApiServerError(f"cannot listen on {host}:{port}: {exc}") from exc
+            server = getattr(site, "_server", None)
+            sockets = getattr(server, "sockets", None) or []
+            actual_port = int(sockets[0].getsockname()[1]) if sockets else port
+            handlers.server_address = f"{host}:{actual_port}"
+            url_host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+            url = f"{'https' if tls_files else 'http'}://{url_host}:{actual_port}"
+            kubeconfig = write_kubeconfig(
+                data_dir / "kubeconfig",
+                server=url,
+                token=token,
+                ca_cert=tls_files.ca_cert if tls_files else None,
+            )
+            log.info("API server on %s (kubeconfig %s)", url, kubeconfig)
+            yield ApiServer(host, actual_port, url, token, kubeconfig, data_dir, ops)
+        finally:
+            hub.close_all()
+            await runner.cleanup()
+    finally:
+        store.close()

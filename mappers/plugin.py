@@ -98,7 +98,12 @@ class Mapper(ABC, Generic[ConfigT, VisitorT]):
         self.buses = buses
 
     async def __aenter__(self) -> Self:
-        await self.connect()
+        try:
+            await self.connect()
+        except BaseException:
+            # A failed connect may have taken resources (a shared bus): give them back.
+            await self.close()
+            raise
         return self
 
     async def __aexit__(

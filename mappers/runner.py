@@ -24,7 +24,7 @@ from mappers.bus import Buses
 from mappers.membership import Member, MembershipChange, membership_request, parse_membership
 from mappers.registry import PluginUnavailable, Registry
 from mappers.settings import RunnerSettings
-from mappers.worker import DeviceWorker
+from mappers.worker import REPORT_PREFIX, DeviceWorker
 from twin.errors import BrokerUnavailable, InvalidPayload
 from twin.mqtt import BrokerAddress, Message, MqttClient
 from twin.topics import DEVICE_PREFIX, Action, membership_topic
@@ -170,7 +170,8 @@ class MapperRunner:
             return
         if action is Action.TWIN_UPDATE_RESULT:
             code = body.get("code")
-            if isinstance(code, int) and code >= 400:
+            mine = str(body.get("event_id", "")).startswith(REPORT_PREFIX)
+            if mine and isinstance(code, int) and code >= 400:
                 worker.deliver_update_error(code, str(body.get("reason", "")))
             return
         if action is Action.TWIN_UPDATE_DELTA:

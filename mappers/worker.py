@@ -31,13 +31,16 @@ from twin.codec import encode, now_ms
 from twin.errors import DeviceUnreachable, EdgetwinError, InvalidManifest, PermanentError, TemporaryError
 from twin.topics import Action, device_topic
 
-__all__ = ["DeviceWorker", "Publish"]
+__all__ = ["REPORT_PREFIX", "DeviceWorker", "Publish"]
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[str, bytes], None]
 
 _event_ids = itertools.count(1)
+
+#: ``event_id`` prefix of the reports a mapper sends; results with it are answers to the mapper.
+REPORT_PREFIX = "mapper-report-"
 
 
 @dataclass(frozen=True)
@@ -284,7 +287,8 @@ class DeviceWorker:
             }
             for name, r in readings.items()
         }
-        body = {"event_id": "", "timestamp": now_ms(), "twin": twin}
+        # A non-empty event id tells the twin's answers to our reports from answers to apps.
+        body = {"event_id": f"{REPORT_PREFIX}{next(_event_ids)}", "timestamp": now_ms(), "twin": twin}
         self._publish(device_topic(self.id, Action.TWIN_UPDATE), encode(body))
 
     def _request_twin(self) -> None:

@@ -22,6 +22,7 @@ class SimulatedDevice:
     #: Property name -> reason: the device refuses writes to it.
     refuse: dict[str, str] = field(default_factory=dict)
     writes: list[tuple[str, Value]] = field(default_factory=list)
+    reads: int = 0
 
     def set(self, name: str, value: Value) -> None:
         self.values[name] = value

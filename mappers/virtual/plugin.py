@@ -84,6 +84,7 @@ class VirtualMapper(Mapper[VirtualConfig, VirtualVisitor]):
 
     async def read(self, prop: MappedProperty[VirtualVisitor]) -> Value:
         sim = await self._io()
+        sim.reads += 1
         value = sim.values.get(prop.name, _initial(prop))
         if prop.config.step and isinstance(value, int | float) and not isinstance(value, bool):
             sim.values[prop.name] = value + (

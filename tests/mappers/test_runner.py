@@ -1,0 +1,214 @@
+"""The mapper runner with the virtual plugin, a real twin service and real brokers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mappers.plugin import MappedProperty, Mapper, PluginConfig
+from mappers.registry import Registry
+from mappers.values import Value
+from mappers.virtual import VirtualMapper, simulated
+from mappers.virtual.device import forget_all
+from tests.fixtures.brokers import Mosquitto
+from tests.fixtures.twin import start_twin
+from tests.mappers.builders import device, manifests, model
+from tests.mappers.harness import mapper_stack, until
+from twin.client import TwinClient
+from twin.mqtt import BrokerAddress
+
+THERMO = model(
+    "thermo-model",
+    "virtual",
+    {"temp": "FLOAT", "target": "INT", "power": "BOOLEAN"},
+    read_only=("temp",),
+)
+
+
+def thermo(name: str, *, desired: dict[str, str] | None = None, report_ms: int = 0, collect_ms: int = 20):
+    return device(
+        name,
+        "thermo-model",
+        "virtual",
+        {},
+        {"temp": {"initial": "21.5"}, "target": {"initial": "18"}, "power": {"initial": "false"}},
+        desired=desired,
+        report_ms=report_ms,
+        collect_ms=collect_ms,
+    )
+
+
+@pytest.fixture(autouse=True)
+def fresh_simulated_devices() -> Iterator[None]:
+    forget_all()
+    yield
+    forget_all()
+
+
+async def test_device_values_reach_the_twin_and_changes_follow(broker: BrokerAddress, tmp_path: Path) -> None:
+    async with mapper_stack(broker, manifests(THERMO, thermo("a")), tmp_path) as stack:
+        await stack.state("default/a", "online")
+        await stack.reported("default/a", "temp", "21.5")
+        simulated("default/a").set("temp", 23.25)
+        await stack.reported("default/a", "temp", "23.25")
+
+
+async def test_desired_value_is_written_to_the_device_and_confirmed(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    async with mapper_stack(mosquitto.address, manifests(THERMO, thermo("a")), tmp_path) as stack:
+        await stack.state("default/a", "online")
+        async with TwinClient(mosquitto.address) as twins:
+            await twins.set_desired("default/a", {"target": "25", "power": "true"})
+        await stack.reported("default/a", "target", "25")
+        await until(lambda: ("power", True) in simulated("default/a").writes)
+        assert ("target", 25) in simulated("default/a").writes
+
+
+async def test_desired_value_pending_before_the_mapper_started_is_written(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    defs = manifests(THERMO, thermo("a", desired={"target": "22"}))
+    async with mapper_stack(mosquitto.address, defs, tmp_path) as stack:
+        await stack.reported("default/a", "target", "22")
+        assert simulated("default/a").writes == [("target", 22)]
+
+
+async def test_unchanged_values_are_not_reported_again(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    async with mapper_stack(mosquitto.address, manifests(THERMO, thermo("a")), tmp_path) as stack:
+        await stack.reported("default/a", "temp", "21.5")
+        reads = simulated("default/a").reads
+        await until(lambda: simulated("default/a").reads >= reads + 30)
+        simulated("default/a").set("temp", 20.0)
+        await stack.reported("default/a", "temp", "20")
+        assert stack.updates_from_mapper("default/a") == 2
+
+
+async def test_report_cycle_bounds_how_often_a_changing_value_is_sent(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    counter = device(
+        "counter",
+        "thermo-model",
+        "virtual",
+        {},
+        {"target": {"initial": "0", "step": 1}},
+        collect_ms=10,
+        report_ms=300,
+    )
+    async with mapper_stack(mosquitto.address, manifests(THERMO, counter), tmp_path) as stack:
+        await stack.state("default/counter", "online")
+        await until(lambda: simulated("default/counter").reads >= 60)
+        await stack.wait("device/default/counter/twin/update")
+        reads = simulated("default/counter").reads
+        assert 0 < stack.updates_from_mapper("default/counter") * 3 <= reads
+
+
+async def test_unreachable_device_goes_offline_and_back_online_while_others_run(
+    mosquitto: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="mappers")
+    defs = manifests(THERMO, thermo("dead"), thermo("alive"))
+    async with mapper_stack(mosquitto.address, defs, tmp_path) as stack:
+        await stack.state("default/dead", "online")
+        simulated("default/dead").unreachable = True
+        await stack.state("default/dead", "offline")
+        simulated("default/alive").set("temp", 30.0)
+        await stack.reported("default/alive", "temp", "30")
+        simulated("default/dead").unreachable = False
+        await stack.state("default/dead", "online")
+        assert stack.twin.twins["default/dead"].state == "online"
+    failures = [r for r in caplog.records if r.levelno == logging.ERROR and "default/dead" in r.getMessage()]
+    assert len(failures) == 1
+    assert any("default/dead: online again" in r.getMessage() for r in caplog.records)
+
+
+async def test_refused_desired_value_makes_the_device_unhealthy_with_the_reason(
+    mosquitto: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with mapper_stack(mosquitto.address, manifests(THERMO, thermo("a")), tmp_path) as stack:
+        await stack.state("default/a", "online")
+        simulated("default/a").refuse["target"] = "above the safety limit"
+        async with TwinClient(mosquitto.address) as twins:
+            await twins.set_desired("default/a", {"target": "29"})
+            await stack.state("default/a", "unhealthy")
+            assert "above the safety limit" in caplog.text
+            del simulated("default/a").refuse["target"]
+            await twins.set_desired("default/a", {"target": "28"})
+            await stack.state("default/a", "online")
+            await stack.reported("default/a", "target", "28")
+
+
+async def test_devices_added_and_removed_on_the_node_are_followed(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    async with mapper_stack(mosquitto.address, manifests(THERMO, thermo("a")), tmp_path) as stack:
+        await stack.state("default/a", "online")
+        await stack.twin.set_definitions(manifests(THERMO, thermo("b")))
+        await stack.state("default/b", "online")
+        await until(lambda: "default/a" not in stack.runner.workers)
+        assert set(stack.runner.workers) == {"default/b"}
+
+
+async def test_mapper_started_before_the_twin_waits_for_it(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    import asyncio
+
+    from mappers.runner import MapperRunner
+    from tests.mappers.harness import FAST
+
+    runner = MapperRunner("edge-node-1", mosquitto.address, protocols=["virtual"], settings=FAST)
+    task = asyncio.create_task(runner.run(), name="early mapper")
+    try:
+        await until(lambda: runner._mqtt is not None)
+        async with start_twin(mosquitto.address, manifests(THERMO, thermo("a")), data_dir=tmp_path):
+            async with asyncio.timeout(10):
+                await runner.ready.wait()
+            await until(lambda: simulated("default/a").reads > 0)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def broken_distribution(root: Path) -> Path:
+    """An installed distribution whose mapper entry point names a module that does not exist."""
+    info = root / "acme_broken_mapper-1.2.3.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-broken-mapper\nVersion: 1.2.3\n")
+    (info / "entry_points.txt").write_text("[edgetwin.mappers]\nbroken = acme_broken_mapper_missing:Mapper\n")
+    return root
+
+
+async def test_plugin_that_fails_to_load_is_reported_while_the_others_run(
+    mosquitto: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(broken_distribution(tmp_path / "site")))
+    broken = device("plc", "thermo-model", "broken", {}, {"temp": {}})
+    async with mapper_stack(
+        mosquitto.address, manifests(THERMO, thermo("a"), broken), tmp_path / "twin", registry=Registry()
+    ) as stack:
+        await stack.reported("default/a", "temp", "21.5")
+        assert "default/plc" not in stack.runner.workers
+    assert "mapper plugin 'broken' from acme-broken-mapper 1.2.3 failed to load" in caplog.text
+
+
+class _Buggy(Mapper[PluginConfig, PluginConfig]):
+    protocol = "buggy"
+
+    async def read(self, prop: MappedProperty[PluginConfig]) -> Value:
+        raise RuntimeError("plugin bug")
+
+
+async def test_plugin_bug_marks_its_device_unhealthy_and_spares_the_others(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    registry = Registry(plugins={"buggy": _Buggy, "virtual": VirtualMapper})
+    buggy = device("bug", "thermo-model", "buggy", {}, {"temp": {}})
+    async with mapper_stack(
+        mosquitto.address, manifests(THERMO, thermo("a"), buggy), tmp_path, registry=registry
+    ) as stack:
+        await stack.state("default/bug", "unhealthy")
+        simulated("default/a").set("temp", 19.0)
+        await stack.reported("default/a", "temp", "19")

@@ -1,6 +1,7 @@
 """Shared fixtures: each lives once, in a module of ``tests.fixtures``, registered here."""
 
 pytest_plugins = [
+    "tests.fixtures.apiserver",
     "tests.fixtures.brokers",
     "tests.fixtures.modbus",
     "tests.fixtures.twin",

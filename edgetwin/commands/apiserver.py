@@ -1,0 +1,75 @@
+"""``edgetwin apiserver``: run the embedded Kubernetes-compatible API server alone.
+
+It installs the Device and DeviceModel CRDs from the repository's ``crds/`` folder when they are not
+stored yet, so ``kubectl apply -f crds/samples/`` works against a fresh data directory at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from twin.errors import PermanentError
+
+__all__ = ["CRD_DIR", "register", "run"]
+
+log = logging.getLogger(__name__)
+
+# edgetwin/commands/apiserver.py -> the repository root holds crds/ (editable installs and checkouts).
+CRD_DIR = Path(__file__).resolve().parents[2] / "crds"
+
+
+class ApiServerFailed(PermanentError):
+    """The API server could not start (port in use, bad data directory, bad CRD file)."""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "apiserver",
+        help="run the embedded Kubernetes API server (kubectl works against it)",
+        description="Run a single-machine Kubernetes-compatible API server with the Device CRDs installed.",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".edgetwin/apiserver"),
+        help="where objects, TLS files and the kubeconfig live (default .edgetwin/apiserver)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=6443, help="port to listen on (default 6443; 0 = any free port)"
+    )
+    parser.add_argument(
+        "--crds",
+        type=Path,
+        default=CRD_DIR,
+        help=f"folder of CRD manifests to install at start-up (default {CRD_DIR})",
+    )
+    parser.set_defaults(run=run)
+
+
+async def run(args: argparse.Namespace) -> int:
+    from cloud_sync.apiserver import ApiServerError, serve
+
+    crds = [args.crds] if args.crds.exists() else []
+    if not crds:
+        log.warning("no CRD folder at %s: Device and DeviceModel are not installed", args.crds)
+    try:
+        async with serve(args.data_dir, args.host, args.port, crds=crds) as server:
+            kubeconfig = server.kubeconfig_path.resolve()
+            print(f"embedded Kubernetes API server on {server.url} (Ctrl-C to stop)", flush=True)
+            print(f"kubeconfig: {kubeconfig}", flush=True)
+            print(f"try: kubectl --kubeconfig {kubeconfig} get devices", flush=True)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGTERM, stop.set)
+            try:
+                await stop.wait()
+            finally:
+                loop.remove_signal_handler(signal.SIGTERM)
+    except ApiServerError as exc:
+        raise ApiServerFailed(str(exc)) from exc
+    return 0

@@ -11,11 +11,15 @@ from mappers.registry import ENTRY_POINT_GROUP, PluginInfo, PluginUnavailable, R
 from mappers.runner import MapperRunner, run_mappers
 from mappers.settings import RunnerSettings
 from mappers.values import Value, from_wire, to_wire
+from twin.errors import DeviceRefused, DeviceUnreachable
+from twin.models import PropertyType
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "Bus",
     "Buses",
+    "DeviceRefused",
+    "DeviceUnreachable",
     "MappedDevice",
     "MappedProperty",
     "Mapper",
@@ -23,6 +27,7 @@ __all__ = [
     "PluginConfig",
     "PluginInfo",
     "PluginUnavailable",
+    "PropertyType",
     "ReadResult",
     "Registry",
     "RunnerSettings",

@@ -136,7 +136,7 @@ class ModbusSimulator:
     async def stop(self) -> None:
         server, self._server = self._server, None
         if server is not None:
-            await server.shutdown()
+            await server.shutdown()  # type: ignore[no-untyped-call]  # untyped in pymodbus
 
     @property
     def running(self) -> bool:

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from mappers.plugin import MappedProperty, Mapper, PluginConfig
 from mappers.registry import Registry
+from mappers.runner import MapperRunner
 from mappers.values import Value
 from mappers.virtual import VirtualMapper, simulated
 from mappers.virtual.device import forget_all
 from tests.fixtures.brokers import Mosquitto
 from tests.fixtures.twin import start_twin
 from tests.mappers.builders import device, manifests, model
-from tests.mappers.harness import mapper_stack, until
+from tests.mappers.harness import FAST, mapper_stack, until
 from twin.client import TwinClient
+from twin.models import Device
 from twin.mqtt import BrokerAddress
 
 THERMO = model(
@@ -28,7 +31,9 @@ THERMO = model(
 )
 
 
-def thermo(name: str, *, desired: dict[str, str] | None = None, report_ms: int = 0, collect_ms: int = 20):
+def thermo(
+    name: str, *, desired: dict[str, str] | None = None, report_ms: int = 0, collect_ms: int = 20
+) -> Device:
     return device(
         name,
         "thermo-model",
@@ -154,11 +159,6 @@ async def test_devices_added_and_removed_on_the_node_are_followed(
 
 
 async def test_mapper_started_before_the_twin_waits_for_it(mosquitto: Mosquitto, tmp_path: Path) -> None:
-    import asyncio
-
-    from mappers.runner import MapperRunner
-    from tests.mappers.harness import FAST
-
     runner = MapperRunner("edge-node-1", mosquitto.address, protocols=["virtual"], settings=FAST)
     task = asyncio.create_task(runner.run(), name="early mapper")
     try:
@@ -212,3 +212,31 @@ async def test_plugin_bug_marks_its_device_unhealthy_and_spares_the_others(
         await stack.state("default/bug", "unhealthy")
         simulated("default/a").set("temp", 19.0)
         await stack.reported("default/a", "temp", "19")
+
+
+class _Pushing(Mapper[PluginConfig, PluginConfig]):
+    """A push protocol: values arrive when the device sends them (``watch``), not when polled."""
+
+    protocol = "pushing"
+    pushed: asyncio.Queue[tuple[str, Value]]
+
+    async def read(self, prop: MappedProperty[PluginConfig]) -> Value:
+        return 0.0
+
+    async def watch(self, props: Sequence[MappedProperty[PluginConfig]]) -> AsyncIterator[tuple[str, Value]]:
+        while True:
+            yield await self.pushed.get()
+
+
+async def test_values_a_push_protocol_sends_are_reported_between_polls(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    _Pushing.pushed = asyncio.Queue()
+    registry = Registry(plugins={"pushing": _Pushing})
+    meter = device("meter", "thermo-model", "pushing", {}, {"temp": {}}, collect_ms=60_000)
+    async with mapper_stack(
+        mosquitto.address, manifests(THERMO, meter), tmp_path, registry=registry
+    ) as stack:
+        await stack.reported("default/meter", "temp", "0")
+        _Pushing.pushed.put_nowait(("temp", 30.5))
+        await stack.reported("default/meter", "temp", "30.5")

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 __all__ = ["Bus", "Buses"]
 
@@ -34,18 +32,35 @@ class Bus:
     def busy(self) -> bool:
         return self._lock.locked()
 
-    @asynccontextmanager
-    async def turn(self) -> AsyncIterator[None]:
-        """Hold the bus for one exchange; waits for the inter-frame gap after the previous one."""
-        async with self._lock:
-            loop = asyncio.get_running_loop()
-            wait = self._last_frame + self.frame_gap - loop.time()
+    def turn(self) -> _Turn:
+        """Hold the bus for one exchange (``async with bus.turn():``); waits out the inter-frame gap."""
+        return _Turn(self)
+
+
+class _Turn:
+    # A plain class rather than @asynccontextmanager: it runs once per Modbus request.
+    __slots__ = ("_bus",)
+
+    def __init__(self, bus: Bus) -> None:
+        self._bus = bus
+
+    async def __aenter__(self) -> None:
+        bus = self._bus
+        await bus._lock.acquire()
+        if bus.frame_gap > 0:
+            wait = bus._last_frame + bus.frame_gap - asyncio.get_running_loop().time()
             if wait > 0:
-                await asyncio.sleep(wait)
-            try:
-                yield
-            finally:
-                self._last_frame = loop.time()
+                try:
+                    await asyncio.sleep(wait)
+                except BaseException:
+                    bus._lock.release()
+                    raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        bus = self._bus
+        if bus.frame_gap > 0:
+            bus._last_frame = asyncio.get_running_loop().time()
+        bus._lock.release()
 
 
 class Buses:

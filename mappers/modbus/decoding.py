@@ -224,8 +224,13 @@ def decode(registers: Sequence[int], codec: Codec) -> Value:
     """The value held in ``registers`` (exactly ``codec.count`` of them)."""
     if len(registers) != codec.count:
         raise TypeMismatch(f"expected {codec.count} register(s), got {len(registers)}")
-    data = registers_to_bytes(registers, byte_swap=codec.byte_swap, word_swap=codec.word_swap)
     dtype = codec.data_type
+    if codec.count == 1 and not codec.byte_swap and dtype in (DataType.INT16, DataType.UINT16):
+        # The common case (one plain register), without building bytes: block reads decode many.
+        word = registers[0]
+        raw16 = word - 0x10000 if dtype is DataType.INT16 and word >= 0x8000 else word
+        return _apply_scale(raw16, codec) if codec.scaled else raw16
+    data = registers_to_bytes(registers, byte_swap=codec.byte_swap, word_swap=codec.word_swap)
     if dtype is DataType.BOOL:
         return any(data)
     if dtype is DataType.STRING:

@@ -141,8 +141,8 @@ class ModbusLink:
         """Await one pymodbus request; its exceptions become ``twin.errors`` classes here, once."""
         what = f"slave {slave} on {self.where}"
         try:
-            async with asyncio.timeout(self._timeout * 2 + 1):
-                pdu = await request()
+            # pymodbus bounds each request by ``timeout`` itself (and reports ModbusIOException).
+            pdu = await request()
         except ConnectionException as exc:
             raise self._lost(f"{what}: not connected ({exc})") from exc
         except ModbusIOException as exc:

@@ -58,6 +58,8 @@ class ModbusMapper(Mapper[ModbusConfig, ModbusVisitor]):
         config = self.device.config
         self._codecs = self._make_codecs()
         self._solo: set[str] = set()  # properties read alone since a merged read was refused
+        # Plans by the properties polled together (the runner asks for the same sets every cycle).
+        self._plans: dict[tuple[tuple[str, ...], int], list[Block[str]]] = {}
         bus = self.buses.attach(config.bus_key, frame_gap=config.frame_gap_seconds)
         self._bus = bus
         if not isinstance(bus.resource, ModbusLink):
@@ -90,16 +92,23 @@ class ModbusMapper(Mapper[ModbusConfig, ModbusVisitor]):
         return Span(prop.name, prop.config.kind, prop.config.offset, codec.count, prop.name not in self._solo)
 
     async def read(self, prop: Prop) -> Value:
-        result = (await self.read_many([prop]))[prop.name]
+        span = self._span(prop)
+        results: dict[str, ReadResult] = {}
+        await self._read_block(Block(span.kind, span.address, span.count, (span,)), results)
+        result = results[prop.name]
         if isinstance(result, PermanentError):
             raise result
         return result
 
     async def read_many(self, props: Sequence[Prop]) -> dict[str, ReadResult]:
-        config = self.device.config
-        blocks = plan(
-            [self._span(p) for p in props], max_gap=config.maxGap, max_registers=config.maxRegisters
-        )
+        key = (tuple(p.name for p in props), len(self._solo))
+        blocks = self._plans.get(key)
+        if blocks is None:
+            config = self.device.config
+            blocks = plan(
+                [self._span(p) for p in props], max_gap=config.maxGap, max_registers=config.maxRegisters
+            )
+            self._plans[key] = blocks
         results: dict[str, ReadResult] = {}
         for block in blocks:
             await self._read_block(block, results)
@@ -127,14 +136,16 @@ class ModbusMapper(Mapper[ModbusConfig, ModbusVisitor]):
                 self._solo.add(span.key)
                 await self._read_block(Block(span.kind, span.address, span.count, (span,)), results)
             return
+        bits = block.kind.is_bits
         for span in block.spans:
             codec = self._codecs[span.key]
-            part = block.slice(span, values)
+            start = span.address - block.address
+            part = values[start : start + span.count]
             try:
-                if block.kind.is_bits:
+                if bits:
                     results[span.key] = decode_bits([bool(b) for b in part], codec)
                 else:
-                    results[span.key] = decode([int(r) for r in part], codec)
+                    results[span.key] = decode(part, codec)
             except PermanentError as exc:
                 results[span.key] = exc
 

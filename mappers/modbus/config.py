@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
-from mappers.modbus.decoding import DataType, RegisterKind
+from mappers.modbus.decoding import GENERIC_TYPES, DataType, RegisterKind, resolve_data_type
 from mappers.modbus.planner import MAX_REGISTERS
 from mappers.plugin import PluginConfig
 
@@ -89,7 +89,7 @@ class ModbusVisitor(PluginConfig):
     scale: float = 1.0
     isSwap: bool = False
     isRegisterSwap: bool = False
-    dataType: DataType | None = None
+    dataType: str | None = None
     valueOffset: float = 0.0
     encoding: str = "utf-8"
     writeMultiple: bool = False
@@ -101,12 +101,32 @@ class ModbusVisitor(PluginConfig):
             raise ValueError("scale cannot be 0")
         return value
 
+    @field_validator("dataType")
+    @classmethod
+    def _data_type(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        key = value.strip().lower()
+        if key in GENERIC_TYPES:
+            return key
+        try:
+            return DataType(key).value
+        except ValueError:
+            names = sorted({*(t.value for t in DataType), *GENERIC_TYPES})
+            raise ValueError(f"unknown dataType {value!r} (use one of {', '.join(names)})") from None
+
+    @property
+    def data_type(self) -> DataType | None:
+        """The exact type: ``dataType`` with ``limit`` deciding the size of ``int``/``float``."""
+        return resolve_data_type(self.dataType, self.limit)
+
     @model_validator(mode="after")
     def _fits(self) -> ModbusVisitor:
         if not self.kind.is_bits:
             if self.limit is not None and self.limit > MAX_REGISTERS:
                 raise ValueError(f"limit {self.limit} exceeds {MAX_REGISTERS} registers")
-            size = self.dataType.registers if self.dataType is not None else None
+            exact = self.data_type
+            size = exact.registers if exact is not None else None
             if size is not None and self.limit is not None and self.limit != size:
                 raise ValueError(f"dataType {self.dataType} takes {size} register(s), not limit {self.limit}")
         return self

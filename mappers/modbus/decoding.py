@@ -20,6 +20,7 @@ from twin.errors import OutOfRange, TypeMismatch
 from twin.models import PropertyType
 
 __all__ = [
+    "GENERIC_TYPES",
     "Codec",
     "DataType",
     "RegisterKind",
@@ -30,6 +31,7 @@ __all__ = [
     "encode",
     "encode_bits",
     "registers_to_bytes",
+    "resolve_data_type",
 ]
 
 
@@ -94,14 +96,34 @@ class DataType(enum.StrEnum):
 
 _TYPE_ALIASES = {
     "boolean": DataType.BOOL,
-    "int": DataType.INT16,
-    "uint": DataType.UINT16,
     "short": DataType.INT16,
+    "ushort": DataType.UINT16,
     "long": DataType.INT32,
-    "float": DataType.FLOAT32,
-    "double": DataType.FLOAT64,
+    "ulong": DataType.UINT32,
     "str": DataType.STRING,
 }
+
+#: KubeEdge manifests write ``dataType: int`` / ``float`` and let ``limit`` give the size.
+GENERIC_TYPES = frozenset({"int", "integer", "uint", "float", "double"})
+
+
+def resolve_data_type(name: str | None, limit: int | None) -> DataType | None:
+    """An exact type for a visitor's ``dataType``: ``int`` + limit 2 is int32; ``None`` if absent."""
+    if name is None:
+        return None
+    key = name.lower()
+    if key not in GENERIC_TYPES:
+        return DataType(key)
+    size = limit or 0
+    if key in ("int", "integer"):
+        return {2: DataType.INT32, 4: DataType.INT64}.get(size, DataType.INT16)
+    if key == "uint":
+        return {2: DataType.UINT32, 4: DataType.UINT64}.get(size, DataType.UINT16)
+    # float / double: the size says which; one register is a scaled int16 (215 * 0.1 = 21.5).
+    return {1: DataType.INT16, 4: DataType.FLOAT64}.get(
+        size, DataType.FLOAT64 if key == "double" and size == 0 else DataType.FLOAT32
+    )
+
 
 _SIZES = {
     DataType.INT16: 1,

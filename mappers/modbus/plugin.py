@@ -44,7 +44,7 @@ class ModbusMapper(Mapper[ModbusConfig, ModbusVisitor]):
             codecs[prop.name] = codec_for(
                 v.kind,
                 prop.type,
-                data_type=v.dataType,
+                data_type=v.data_type,
                 limit=v.limit,
                 scale=v.scale,
                 offset=v.valueOffset,

@@ -29,7 +29,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from mappers.modbus.decoding import RegisterKind
 
-__all__ = ["SAMPLE_LAYOUT", "ModbusSimulator", "Slave", "sample_values"]
+__all__ = ["SAMPLE_LAYOUT", "ModbusSimulator", "Slave", "sample_values", "serve_sample"]
 
 log = logging.getLogger(__name__)
 
@@ -172,19 +172,15 @@ class ModbusSimulator:
         return [int(v) for v in values]
 
 
-# The sample device of crds/samples (a Modbus TCP thermostat): slave 1 on 127.0.0.1:5020.
-#   name         table            offset  visitor                               value
-#   temperature  HoldingRegister  0       limit 1, scale 0.1 (FLOAT)            215 -> 21.5
-#   humidity     InputRegister    0       limit 1, scale 0.1 (FLOAT)            450 -> 45.0
-#   setpoint     HoldingRegister  1       limit 1, scale 0.1 (FLOAT, ReadWrite) 220 -> 22.0
-#   counter      HoldingRegister  2       limit 2 (INT, int32)                  0 and up
-#   power        CoilRegister     0       (BOOLEAN, ReadWrite)                  on
+# The Modbus TCP sample of crds/samples/modbus-tcp.yaml (a thermostat): slave 1 on 127.0.0.1:5020.
+#   property     table            offset  visitor                           register value
+#   temperature  HoldingRegister  0       limit 1, scale 0.1, int (FLOAT)   215 -> 21.5, drifting
+#   setpoint     HoldingRegister  1       limit 1, int (INT, ReadWrite)     21 (desired "21")
+#   heater       CoilRegister     0       boolean (ReadWrite)               off (desired "false")
 SAMPLE_LAYOUT: dict[tuple[RegisterKind, int], list[int]] = {
     (RegisterKind.HOLDING, 0): [215],
-    (RegisterKind.INPUT, 0): [450],
-    (RegisterKind.HOLDING, 1): [220],
-    (RegisterKind.HOLDING, 2): [0, 0],
-    (RegisterKind.COIL, 0): [1],
+    (RegisterKind.HOLDING, 1): [21],
+    (RegisterKind.COIL, 0): [0],
 }
 
 
@@ -194,13 +190,12 @@ async def sample_values(sim: ModbusSimulator, *, slave: int = 1) -> None:
 
 
 async def _drift(sim: ModbusSimulator, period: float) -> None:
-    """Let the sample's temperature wander and its counter count, so a demo shows changes."""
+    """Let the sample's temperature wander around 21.5, so that a demo shows changes."""
     tick = 0
     while True:
         await asyncio.sleep(period)
         tick += 1
         await sim.set(RegisterKind.HOLDING, 0, [215 + round(10 * math.sin(tick / 10))])
-        await sim.set(RegisterKind.HOLDING, 2, [(tick >> 16) & 0xFFFF, tick & 0xFFFF])
 
 
 async def serve_sample(host: str = "127.0.0.1", port: int = 5020, *, drift: float = 1.0) -> None:

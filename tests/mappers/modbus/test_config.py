@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -78,7 +79,7 @@ def test_visitor_extras() -> None:
             "writeMultiple": True,
         }
     )
-    assert (v.dataType, v.valueOffset, v.writeMultiple) == (DataType.FLOAT32, -40.0, True)
+    assert (v.data_type, v.valueOffset, v.writeMultiple) == (DataType.FLOAT32, -40.0, True)
 
 
 @pytest.mark.parametrize(
@@ -95,3 +96,49 @@ def test_visitor_extras() -> None:
 def test_bad_visitor_is_rejected(data: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         ModbusVisitor.model_validate(data)
+
+
+@pytest.mark.parametrize(
+    ("data_type", "limit", "exact"),
+    [
+        ("int", 1, DataType.INT16),
+        ("int", 2, DataType.INT32),
+        ("INT", 4, DataType.INT64),
+        ("uint", 2, DataType.UINT32),
+        ("float", 2, DataType.FLOAT32),
+        ("float", 1, DataType.INT16),
+        ("double", 4, DataType.FLOAT64),
+        ("float64", None, DataType.FLOAT64),
+        ("boolean", None, DataType.BOOL),
+    ],
+)
+def test_kubeedge_generic_data_types_take_their_size_from_limit(
+    data_type: str, limit: int | None, exact: DataType
+) -> None:
+    visitor = ModbusVisitor.model_validate(
+        {"register": "HoldingRegister", "dataType": data_type, "limit": limit}
+    )
+    assert visitor.data_type is exact
+
+
+def test_unknown_data_type_names_the_choices() -> None:
+    with pytest.raises(ValidationError, match="unknown dataType 'quad'"):
+        ModbusVisitor.model_validate({"register": "HoldingRegister", "dataType": "quad"})
+
+
+def test_the_modbus_samples_bind_without_problems() -> None:
+    from mappers.binding import bind_device
+    from mappers.modbus.plugin import ModbusMapper
+    from twin.manifests import load_manifests
+
+    samples = Path(__file__).resolve().parents[3] / "crds" / "samples"
+    loaded = load_manifests([samples / "modbus-tcp.yaml", samples / "modbus-rtu.yaml"])
+    codecs = {}
+    for dev in loaded.devices.values():
+        binding = bind_device(dev, loaded.models[dev.model_key], ModbusMapper)
+        assert binding.problems == ()
+        for prop in binding.device.properties:
+            codecs[(dev.metadata.name, prop.name)] = (prop.config.data_type, prop.config.isRegisterSwap)
+    assert codecs[("modbus-thermostat", "temperature")] == (DataType.INT16, False)
+    assert codecs[("modbus-energy-meter", "energy")] == (DataType.INT32, True)
+    assert codecs[("modbus-energy-meter", "relay")] == (DataType.BOOL, False)

@@ -5,12 +5,29 @@ refuse a PUBLISH to a ``$`` topic and drop the client, reading MQTT-4.7.2-1 more
 mosquitto does. This broker follows mosquitto: clients may publish to ``$`` topics, and a filter
 starting with a wildcard does not match them (so ``#`` never sees ``$hw/...``, ``$hw/#`` does).
 
-What it does: QoS 0, 1 and 2 from clients (QoS 2 answered with the full PUBREC/PUBREL/PUBCOMP
-flow), delivery at QoS 0 or 1 (a QoS 2 subscription is granted QoS 1), retained messages, last
-will, keepalive, session take-over, and persistent sessions (``clean_session=0``: subscriptions and
-undelivered QoS 1 messages kept in memory while the client is away). It binds 127.0.0.1 unless told
-otherwise. It keeps nothing on disk: for several gateways, TLS or ACLs, use mosquitto; the twin
-service speaks to both the same way.
+What it does: MQTT 3.1.1 and 3.1 clients; QoS 0, 1 and 2 from clients (QoS 2 answered with the
+full PUBREC/PUBREL/PUBCOMP flow and routed once, on PUBREL, as mosquitto does); delivery at QoS 0
+or 1 (a QoS 2 subscription is granted QoS 1; overlapping subscriptions get one copy at the highest
+QoS; at most 1,000 unacknowledged QoS 1 messages per client, the rest queued in order); retained
+messages (sent once per matching filter of a SUBSCRIBE); last will (sent when a connection ends
+without DISCONNECT: dropped, silent for one and a half keepalives, or closed for a protocol error);
+session take-over (the old connection is closed, and its will sent unless both sessions are
+persistent, as mosquitto does); persistent sessions (``clean_session=0``: subscriptions,
+unacknowledged QoS 1 messages and up to 100,000 queued QoS 1 messages kept in memory while the
+client is away; QoS 0 messages for an absent client are dropped, mosquitto's default). Publishes
+to ``$SYS`` topics are accepted and dropped, as mosquitto does.
+
+A client that breaks the protocol (malformed packet, first packet not CONNECT, no CONNECT within
+10 s, PUBLISH to a wildcard topic, SUBSCRIBE to an invalid filter or at QoS 3, a server-only
+packet…) is disconnected without affecting the others; a bad protocol level gets CONNACK 1 and an
+empty client id with ``clean_session=0`` CONNACK 2. Stopping the broker closes every connection
+and sends no wills.
+
+What it does not do: MQTT 5, authentication (it is anonymous, like ``allow_anonymous true``: user
+names and passwords are read and ignored), TLS, ACLs, WebSockets, bridges, ``$SYS`` statistics,
+delivery at QoS 2, persistence to disk, packets over 16 MiB. It binds 127.0.0.1 unless told
+otherwise. For several gateways, or any of the above, use mosquitto: the twin service speaks to
+both the same way.
 """
 
 from __future__ import annotations
@@ -20,6 +37,7 @@ import contextlib
 import itertools
 import logging
 import struct
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -35,8 +53,16 @@ CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP = 1, 2, 3, 4, 5, 6, 7
 SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK, PINGREQ, PINGRESP, DISCONNECT = 8, 9, 10, 11, 12, 13, 14
 
 _MAX_PACKET = 16 * 1024 * 1024
-_MAX_QUEUED = 100_000  # undelivered QoS 1 messages kept per absent persistent session
+_MAX_INFLIGHT = 1_000  # unacknowledged QoS 1 messages per client; the rest wait in the queue
+_MAX_QUEUED = 100_000  # QoS 1 messages queued per client (away, or behind the inflight window)
 _SLOW_CLIENT_BUFFER = 64 * 1024 * 1024
+_CONNECT_TIMEOUT = 10.0
+
+# (protocol name, level) pairs a 3.x broker speaks; any other level of these names gets CONNACK 1.
+_PROTOCOLS = {"MQTT": 4, "MQIsdp": 3}
+
+_Message = tuple[bytes, bytes, bool]  # topic, payload, retain
+_Will = tuple[str, bytes, int, bool]  # topic, payload, qos, retain
 
 
 class ProtocolViolation(Exception):
@@ -60,7 +86,7 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
 
 
 def _valid_filter(topic_filter: str) -> bool:
-    if not topic_filter or "\x00" in topic_filter:
+    if not topic_filter:
         return False
     levels = topic_filter.split("/")
     for index, level in enumerate(levels):
@@ -69,6 +95,10 @@ def _valid_filter(topic_filter: str) -> bool:
         if "+" in level and level != "+":
             return False
     return True
+
+
+def _valid_topic(topic: str) -> bool:
+    return bool(topic) and "+" not in topic and "#" not in topic
 
 
 def _encode_length(length: int) -> bytes:
@@ -101,11 +131,14 @@ class _Session:
     clean: bool
     subscriptions: dict[str, int] = field(default_factory=dict)
     writer: asyncio.StreamWriter | None = None
-    inflight: dict[int, tuple[bytes, bytes, bool]] = field(default_factory=dict)
-    queued: deque[tuple[bytes, bytes, bool]] = field(default_factory=deque)
+    will: _Will | None = None
+    inflight: dict[int, _Message] = field(default_factory=dict)  # sent at QoS 1, awaiting PUBACK
+    queued: deque[_Message] = field(default_factory=deque)  # QoS 1, not sent yet
+    received: dict[int, tuple[str, bytes, bool]] = field(default_factory=dict)  # QoS 2 awaiting PUBREL
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def next_id(self) -> int:
+        # The inflight window (_MAX_INFLIGHT) is far below 65535, so a free id always exists.
         while True:
             packet_id = next(self.ids) % 65536
             if packet_id and packet_id not in self.inflight:
@@ -116,8 +149,11 @@ class _Reader:
     def __init__(self, reader: asyncio.StreamReader) -> None:
         self._reader = reader
 
-    async def packet(self) -> tuple[int, int, bytes]:
+    async def packet(self, only: int | None = None) -> tuple[int, int, bytes]:
+        """The next packet as (type, flags, body); ``only``: refuse another type before its body."""
         first = await self._reader.readexactly(1)
+        if only is not None and first[0] >> 4 != only:
+            raise ProtocolViolation(f"packet type {first[0] >> 4} where {only} was due")
         length, multiplier = 0, 1
         for _ in range(4):
             byte = (await self._reader.readexactly(1))[0]
@@ -152,6 +188,12 @@ class _Body:
         self.pos += 2
         return int(value)
 
+    def packet_id(self) -> int:
+        packet_id = self.u16()
+        if not packet_id:
+            raise ProtocolViolation("packet identifier 0")
+        return packet_id
+
     def raw(self) -> bytes:
         length = self.u16()
         if self.pos + length > len(self.data):
@@ -162,9 +204,12 @@ class _Body:
 
     def text(self) -> str:
         try:
-            return self.raw().decode("utf-8")
+            value = self.raw().decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ProtocolViolation("string is not UTF-8") from exc
+        if "\x00" in value:
+            raise ProtocolViolation("string contains U+0000")  # MQTT-1.5.3-2
+        return value
 
     def rest(self) -> bytes:
         return self.data[self.pos :]
@@ -184,7 +229,7 @@ class EmbeddedBroker:
         self._sessions: dict[str, _Session] = {}
         self._retained: dict[str, tuple[bytes, int]] = {}
         self._routes: dict[str, list[tuple[_Session, int]]] = {}
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
     @property
     def address(self) -> BrokerAddress:
@@ -204,11 +249,15 @@ class EmbeddedBroker:
         if self._server is not None:
             self._server.close()
         for session in self._sessions.values():
-            if session.writer is not None:
-                session.writer.close()
-        for task in list(self._connections):
-            task.cancel()
-        await asyncio.gather(*self._connections, return_exceptions=True)
+            session.will = None  # the broker going away is not the client dying
+        # Closing the sockets ends each connection's task at its next read. They are not cancelled:
+        # Python 3.11's start_server logs a cancelled client task as an unhandled exception.
+        for writer in self._connections.values():
+            writer.close()
+        if self._connections:
+            _, stuck = await asyncio.wait(self._connections, timeout=5)
+            for task in stuck:
+                task.cancel()
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
@@ -218,84 +267,104 @@ class EmbeddedBroker:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
+        self._connections[task] = writer
         peer = writer.get_extra_info("peername")
         session: _Session | None = None
-        will: tuple[str, bytes, int, bool] | None = None
         try:
             packets = _Reader(reader)
-            async with asyncio.timeout(10):
-                kind, _, body = await packets.packet()
-            if kind != CONNECT:
-                raise ProtocolViolation("first packet is not CONNECT")
-            session, will, keepalive = self._connect(_Body(body), writer)
-            if session is None:
+            async with asyncio.timeout(_CONNECT_TIMEOUT):
+                # Checked on the first byte, as mosquitto does: garbage (an HTTP request) is refused
+                # at once rather than read as the length of a packet that never ends.
+                _, flags, body = await packets.packet(only=CONNECT)
+            if flags:
+                raise ProtocolViolation(f"CONNECT with flags {flags:#x}")
+            connected = self._connect(_Body(body), writer)
+            if connected is None:
                 return
+            session, keepalive = connected
             while True:
                 timeout = keepalive * 1.5 if keepalive else None
                 async with asyncio.timeout(timeout):
                     kind, flags, body = await packets.packet()
+                if session.writer is not writer:
+                    return  # taken over by a newer connection with the same client id
                 if kind == DISCONNECT:
-                    will = None
+                    session.will = None
                     return
-                self._dispatch(session, kind, flags, _Body(body))
-        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
-            pass
+                self._dispatch(session, writer, kind, flags, _Body(body))
+        except (asyncio.IncompleteReadError, OSError, TimeoutError):
+            pass  # the client went away, or was silent past its keepalive
         except ProtocolViolation as exc:
             log.info("closing MQTT client %s: %s", peer, exc)
+        except Exception:
+            log.exception("closing MQTT client %s after an unexpected error", peer)
         finally:
-            self._connections.discard(task)
+            self._connections.pop(task, None)
             if session is not None and session.writer is writer:
                 session.writer = None
+                will, session.will = session.will, None
                 if session.clean:
                     self._drop_session(session)
                 if will is not None:
-                    self._route(will[0], will[1], will[2], will[3])
+                    self._route(*will)
             writer.close()
 
-    def _connect(
-        self, body: _Body, writer: asyncio.StreamWriter
-    ) -> tuple[_Session | None, tuple[str, bytes, int, bool] | None, int]:
+    def _connect(self, body: _Body, writer: asyncio.StreamWriter) -> tuple[_Session, int] | None:
         protocol = body.text()
         level = body.u8()
-        if protocol not in ("MQTT", "MQIsdp") or level not in (3, 4):
+        if protocol not in _PROTOCOLS:
+            raise ProtocolViolation(f"unknown protocol {protocol[:20]!r}")
+        if level != _PROTOCOLS[protocol]:
             writer.write(_packet(CONNACK, 0, b"\x00\x01"))  # unacceptable protocol version
-            return None, None, 0
+            return None
         flags = body.u8()
         keepalive = body.u16()
+        if flags & 0x01:
+            raise ProtocolViolation("reserved CONNECT flag set")  # MQTT-3.1.2-3
         client_id = body.text()
         clean = bool(flags & 0x02)
-        will = None
+        will: _Will | None = None
+        will_qos = (flags >> 3) & 0x03
         if flags & 0x04:
             will_topic = body.text()
-            will = (will_topic, body.raw(), (flags >> 3) & 0x03, bool(flags & 0x20))
+            will_payload = body.raw()
+            if will_qos == 3 or not _valid_topic(will_topic):
+                raise ProtocolViolation(f"invalid will (QoS {will_qos}, topic {will_topic[:80]!r})")
+            will = (will_topic, will_payload, will_qos, bool(flags & 0x20))
+        elif flags & 0x38:
+            raise ProtocolViolation("will QoS or retain set without a will")  # MQTT-3.1.2-11
+        if flags & 0x40 and not flags & 0x80:
+            raise ProtocolViolation("password without a user name")  # MQTT-3.1.2-22
         if flags & 0x80:
             body.text()  # user name: the embedded broker is anonymous, like `allow_anonymous true`
         if flags & 0x40:
             body.raw()
         if not client_id:
-            if not clean:
+            if not clean or level == 3:  # MQTT 3.1 requires an id; 3.1.1 only for persistent sessions
                 writer.write(_packet(CONNACK, 0, b"\x00\x02"))  # identifier rejected
-                return None, None, 0
-            client_id = f"anonymous-{id(writer):x}"
+                return None
+            client_id = f"auto-{uuid.uuid4()}"
         existing = self._sessions.get(client_id)
         if existing is not None and existing.writer is not None:
+            log.info("MQTT client %s connected again; closing its old connection", client_id)
             existing.writer.close()  # session take-over
             existing.writer = None
-        present = existing is not None and not clean
-        if existing is not None and (clean or existing.clean):
+            old_will, existing.will = existing.will, None
+            if old_will is not None and (existing.clean or clean):
+                self._route(*old_will)  # as mosquitto: no will if the persistent session carries on
+        present = existing is not None and not clean and not existing.clean
+        if existing is not None and not present:
             self._drop_session(existing)
             existing = None
         session = existing or _Session(client_id, clean)
-        session.clean = clean
         session.writer = writer
+        session.will = will
         self._sessions[client_id] = session
         writer.write(_packet(CONNACK, 0, bytes([1 if present else 0, 0])))
         for packet_id, (topic, payload, retain) in session.inflight.items():
             writer.write(_publish_packet(topic, payload, 1, packet_id, retain, dup=True))
-        while session.queued:
-            self._send(session, *session.queued.popleft(), qos=1)
-        return session, will, keepalive
+        self._drain(session)
+        return session, keepalive
 
     def _drop_session(self, session: _Session) -> None:
         if self._sessions.get(session.client_id) is session:
@@ -305,65 +374,89 @@ class EmbeddedBroker:
 
     # -- packets --------------------------------------------------------------------------------
 
-    def _dispatch(self, session: _Session, kind: int, flags: int, body: _Body) -> None:
-        writer = session.writer
-        assert writer is not None
+    def _dispatch(
+        self, session: _Session, writer: asyncio.StreamWriter, kind: int, flags: int, body: _Body
+    ) -> None:
         if kind == PUBLISH:
-            qos = (flags >> 1) & 0x03
-            if qos == 3:
-                raise ProtocolViolation("PUBLISH with QoS 3")
-            topic = body.text()
-            if not topic or "+" in topic or "#" in topic:
-                raise ProtocolViolation(f"PUBLISH to invalid topic {topic[:80]!r}")
-            packet_id = body.u16() if qos else 0
-            self._route(topic, body.rest(), qos, bool(flags & 0x01))
-            if qos == 1:
-                writer.write(_packet(PUBACK, 0, struct.pack("!H", packet_id)))
-            elif qos == 2:
-                writer.write(_packet(PUBREC, 0, struct.pack("!H", packet_id)))
-        elif kind == PUBACK:
-            session.inflight.pop(body.u16(), None)
+            self._publish(session, writer, flags, body)
+            return
+        if kind in (PUBREL, SUBSCRIBE, UNSUBSCRIBE):
+            if flags != 0x02:
+                raise ProtocolViolation(f"packet type {kind} with flags {flags:#x}")  # MQTT-3.6.1-1 …
+        elif kind not in (PUBACK, PUBREC, PUBCOMP, PINGREQ):
+            raise ProtocolViolation(f"unexpected packet type {kind}")
+        if kind == PUBACK:
+            if session.inflight.pop(body.u16(), None) is not None:
+                self._drain(session)
         elif kind == PUBREL:
-            writer.write(_packet(PUBCOMP, 0, struct.pack("!H", body.u16())))
-        elif kind in (PUBREC, PUBCOMP):
-            session.inflight.pop(body.u16(), None)
-        elif kind == SUBSCRIBE:
-            self._subscribe(session, body)
-        elif kind == UNSUBSCRIBE:
             packet_id = body.u16()
+            message = session.received.pop(packet_id, None)
+            if message is not None:
+                self._route(message[0], message[1], 2, message[2])
+            writer.write(_packet(PUBCOMP, 0, struct.pack("!H", packet_id)))
+        elif kind == PUBREC:
+            # We never send QoS 2, so there is nothing to release; answer as the flow requires.
+            writer.write(_packet(PUBREL, 0x02, struct.pack("!H", body.u16())))
+        elif kind == SUBSCRIBE:
+            self._subscribe(session, writer, body)
+        elif kind == UNSUBSCRIBE:
+            packet_id = body.packet_id()
+            if body.done:
+                raise ProtocolViolation("UNSUBSCRIBE with no topic filter")  # MQTT-3.10.3-2
             while not body.done:
                 session.subscriptions.pop(body.text(), None)
             self._routes.clear()
             writer.write(_packet(UNSUBACK, 0, struct.pack("!H", packet_id)))
         elif kind == PINGREQ:
             writer.write(_packet(PINGRESP, 0, b""))
-        else:
-            raise ProtocolViolation(f"unexpected packet type {kind}")
+        # PUBCOMP: we never send PUBREL but for a client's stray PUBREC; nothing to do.
 
-    def _subscribe(self, session: _Session, body: _Body) -> None:
-        assert session.writer is not None
-        packet_id = body.u16()
+    def _publish(self, session: _Session, writer: asyncio.StreamWriter, flags: int, body: _Body) -> None:
+        qos = (flags >> 1) & 0x03
+        if qos == 3:
+            raise ProtocolViolation("PUBLISH with QoS 3")  # MQTT-3.3.1-4
+        topic = body.text()
+        if not _valid_topic(topic):
+            raise ProtocolViolation(f"PUBLISH to invalid topic {topic[:80]!r}")  # MQTT-3.3.2-2
+        packet_id = body.packet_id() if qos else 0
+        retain = bool(flags & 0x01)
+        if topic == "$SYS" or topic.startswith("$SYS/"):
+            pass  # the broker's own namespace: accepted and dropped, as mosquitto does
+        elif qos == 2:
+            # Stored until PUBREL, then routed once however often the client resends the PUBLISH.
+            session.received.setdefault(packet_id, (topic, body.rest(), retain))
+        else:
+            self._route(topic, body.rest(), qos, retain)
+        if qos == 1:
+            writer.write(_packet(PUBACK, 0, struct.pack("!H", packet_id)))
+        elif qos == 2:
+            writer.write(_packet(PUBREC, 0, struct.pack("!H", packet_id)))
+
+    def _subscribe(self, session: _Session, writer: asyncio.StreamWriter, body: _Body) -> None:
+        packet_id = body.packet_id()
         granted = bytearray()
         new_filters = []
         while not body.done:
             topic_filter = body.text()
-            requested = body.u8() & 0x03
-            if not _valid_filter(topic_filter) or requested == 3:
-                granted.append(0x80)
-                continue
+            requested = body.u8()
+            # mosquitto disconnects for these too, though 3.1.1 would allow a 0x80 return code.
+            if requested > 2:
+                raise ProtocolViolation(f"SUBSCRIBE with options {requested:#x}")  # MQTT-3.8.3-4
+            if not _valid_filter(topic_filter):
+                raise ProtocolViolation(f"SUBSCRIBE to invalid filter {topic_filter[:80]!r}")
             qos = min(requested, 1)
             session.subscriptions[topic_filter] = qos
             granted.append(qos)
             new_filters.append((topic_filter, qos))
         if not granted:
-            raise ProtocolViolation("SUBSCRIBE with no topic filter")
+            raise ProtocolViolation("SUBSCRIBE with no topic filter")  # MQTT-3.8.3-3
         self._routes.clear()
-        session.writer.write(_packet(SUBACK, 0, struct.pack("!H", packet_id) + bytes(granted)))
-        for topic, (payload, retained_qos) in self._retained.items():
-            for topic_filter, qos in new_filters:
+        writer.write(_packet(SUBACK, 0, struct.pack("!H", packet_id) + bytes(granted)))
+        # Retained messages go out once per matching filter of this SUBSCRIBE, as with mosquitto.
+        for topic_filter, qos in new_filters:
+            for topic, (payload, retained_qos) in self._retained.items():
                 if topic_matches(topic_filter, topic):
                     self._send(session, topic.encode(), payload, True, qos=min(qos, retained_qos))
-                    break
 
     # -- routing --------------------------------------------------------------------------------
 
@@ -391,20 +484,32 @@ class EmbeddedBroker:
             self._send(session, raw_topic, payload, False, qos=min(qos, sub_qos))
 
     def _send(self, session: _Session, topic: bytes, payload: bytes, retain: bool, *, qos: int) -> None:
+        if qos == 0:
+            if session.writer is not None:
+                self._write(session, session.writer, _publish_packet(topic, payload, 0, 0, retain, False))
+            return
+        if len(session.queued) >= _MAX_QUEUED:
+            log.warning("queue of MQTT client %s is full; dropping a message", session.client_id)
+            return
+        session.queued.append((topic, payload, retain))
+        self._drain(session)
+
+    def _drain(self, session: _Session) -> None:
+        """Send queued QoS 1 messages, in order, while the client is here and the window allows."""
         writer = session.writer
-        if writer is None:
-            if qos and len(session.queued) < _MAX_QUEUED:
-                session.queued.append((topic, payload, retain))
-            return
-        if writer.transport.get_write_buffer_size() > _SLOW_CLIENT_BUFFER:
-            log.warning("MQTT client %s reads too slowly; disconnecting it", session.client_id)
-            writer.close()
-            return
-        packet_id = 0
-        if qos:
+        while writer is not None and session.queued and len(session.inflight) < _MAX_INFLIGHT:
+            topic, payload, retain = message = session.queued.popleft()
             packet_id = session.next_id()
-            session.inflight[packet_id] = (topic, payload, retain)
-        writer.write(_publish_packet(topic, payload, qos, packet_id, retain, dup=False))
+            session.inflight[packet_id] = message
+            self._write(session, writer, _publish_packet(topic, payload, 1, packet_id, retain, False))
+
+    def _write(self, session: _Session, writer: asyncio.StreamWriter, data: bytes) -> None:
+        if writer.transport.get_write_buffer_size() > _SLOW_CLIENT_BUFFER:
+            if not writer.is_closing():
+                log.warning("MQTT client %s reads too slowly; disconnecting it", session.client_id)
+                writer.close()
+            return
+        writer.write(data)
 
 
 @contextlib.asynccontextmanager

@@ -42,6 +42,30 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from twin._mqtt_wire import (
+    CONNACK,
+    CONNECT,
+    DISCONNECT,
+    PINGREQ,
+    PINGRESP,
+    PUBACK,
+    PUBCOMP,
+    PUBLISH,
+    PUBREC,
+    PUBREL,
+    SUBACK,
+    SUBSCRIBE,
+    UNSUBACK,
+    UNSUBSCRIBE,
+    PacketBody,
+    PacketReader,
+    ProtocolViolation,
+    packet,
+    publish_packet,
+    topic_matches,
+    valid_filter,
+    valid_topic,
+)
 from twin.errors import BrokerUnavailable
 from twin.mqtt import BrokerAddress
 
@@ -49,10 +73,6 @@ __all__ = ["EmbeddedBroker", "embedded_broker", "topic_matches"]
 
 log = logging.getLogger(__name__)
 
-CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP = 1, 2, 3, 4, 5, 6, 7
-SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK, PINGREQ, PINGRESP, DISCONNECT = 8, 9, 10, 11, 12, 13, 14
-
-_MAX_PACKET = 16 * 1024 * 1024
 _MAX_INFLIGHT = 1_000  # unacknowledged QoS 1 messages per client; the rest wait in the queue
 _MAX_QUEUED = 100_000  # QoS 1 messages queued per client (away, or behind the inflight window)
 _SLOW_CLIENT_BUFFER = 64 * 1024 * 1024
@@ -63,66 +83,6 @@ _PROTOCOLS = {"MQTT": 4, "MQIsdp": 3}
 
 _Message = tuple[bytes, bytes, bool]  # topic, payload, retain
 _Will = tuple[str, bytes, int, bool]  # topic, payload, qos, retain
-
-
-class ProtocolViolation(Exception):
-    """The client broke MQTT 3.1.1; the connection is closed."""
-
-
-def topic_matches(topic_filter: str, topic: str) -> bool:
-    """MQTT filter matching, with mosquitto's rule for ``$`` topics."""
-    if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
-        return False
-    filter_levels = topic_filter.split("/")
-    topic_levels = topic.split("/")
-    for index, level in enumerate(filter_levels):
-        if level == "#":
-            return True
-        if index >= len(topic_levels):
-            return False
-        if level != "+" and level != topic_levels[index]:
-            return False
-    return len(filter_levels) == len(topic_levels)
-
-
-def _valid_filter(topic_filter: str) -> bool:
-    if not topic_filter:
-        return False
-    levels = topic_filter.split("/")
-    for index, level in enumerate(levels):
-        if "#" in level and (level != "#" or index != len(levels) - 1):
-            return False
-        if "+" in level and level != "+":
-            return False
-    return True
-
-
-def _valid_topic(topic: str) -> bool:
-    return bool(topic) and "+" not in topic and "#" not in topic
-
-
-def _encode_length(length: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = length % 128
-        length //= 128
-        out.append(byte | 0x80 if length else byte)
-        if not length:
-            return bytes(out)
-
-
-def _string(data: bytes) -> bytes:
-    return struct.pack("!H", len(data)) + data
-
-
-def _packet(kind: int, flags: int, body: bytes) -> bytes:
-    return bytes([(kind << 4) | flags]) + _encode_length(len(body)) + body
-
-
-def _publish_packet(topic: bytes, payload: bytes, qos: int, packet_id: int, retain: bool, dup: bool) -> bytes:
-    flags = (qos << 1) | (1 if retain else 0) | (8 if dup else 0)
-    body = _string(topic) + (struct.pack("!H", packet_id) if qos else b"") + payload
-    return _packet(PUBLISH, flags, body)
 
 
 @dataclass(eq=False)
@@ -143,80 +103,6 @@ class _Session:
             packet_id = next(self.ids) % 65536
             if packet_id and packet_id not in self.inflight:
                 return packet_id
-
-
-class _Reader:
-    def __init__(self, reader: asyncio.StreamReader) -> None:
-        self._reader = reader
-
-    async def packet(self, only: int | None = None) -> tuple[int, int, bytes]:
-        """The next packet as (type, flags, body); ``only``: refuse another type before its body."""
-        first = await self._reader.readexactly(1)
-        if only is not None and first[0] >> 4 != only:
-            raise ProtocolViolation(f"packet type {first[0] >> 4} where {only} was due")
-        length, multiplier = 0, 1
-        for _ in range(4):
-            byte = (await self._reader.readexactly(1))[0]
-            length += (byte & 0x7F) * multiplier
-            if not byte & 0x80:
-                break
-            multiplier *= 128
-        else:
-            raise ProtocolViolation("malformed remaining length")
-        if length > _MAX_PACKET:
-            raise ProtocolViolation(f"packet of {length} bytes exceeds {_MAX_PACKET}")
-        body = await self._reader.readexactly(length) if length else b""
-        return first[0] >> 4, first[0] & 0x0F, body
-
-
-class _Body:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def u8(self) -> int:
-        if self.pos >= len(self.data):
-            raise ProtocolViolation("packet too short")
-        value = self.data[self.pos]
-        self.pos += 1
-        return value
-
-    def u16(self) -> int:
-        if self.pos + 2 > len(self.data):
-            raise ProtocolViolation("packet too short")
-        (value,) = struct.unpack_from("!H", self.data, self.pos)
-        self.pos += 2
-        return int(value)
-
-    def packet_id(self) -> int:
-        packet_id = self.u16()
-        if not packet_id:
-            raise ProtocolViolation("packet identifier 0")
-        return packet_id
-
-    def raw(self) -> bytes:
-        length = self.u16()
-        if self.pos + length > len(self.data):
-            raise ProtocolViolation("string runs past the packet")
-        value = self.data[self.pos : self.pos + length]
-        self.pos += length
-        return value
-
-    def text(self) -> str:
-        try:
-            value = self.raw().decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ProtocolViolation("string is not UTF-8") from exc
-        if "\x00" in value:
-            raise ProtocolViolation("string contains U+0000")  # MQTT-1.5.3-2
-        return value
-
-    def rest(self) -> bytes:
-        return self.data[self.pos :]
-
-    @property
-    def done(self) -> bool:
-        return self.pos >= len(self.data)
 
 
 class EmbeddedBroker:
@@ -271,14 +157,14 @@ class EmbeddedBroker:
         peer = writer.get_extra_info("peername")
         session: _Session | None = None
         try:
-            packets = _Reader(reader)
+            packets = PacketReader(reader)
             async with asyncio.timeout(_CONNECT_TIMEOUT):
                 # Checked on the first byte, as mosquitto does: garbage (an HTTP request) is refused
                 # at once rather than read as the length of a packet that never ends.
                 _, flags, body = await packets.packet(only=CONNECT)
             if flags:
                 raise ProtocolViolation(f"CONNECT with flags {flags:#x}")
-            connected = self._connect(_Body(body), writer)
+            connected = self._connect(PacketBody(body), writer)
             if connected is None:
                 return
             session, keepalive = connected
@@ -291,7 +177,7 @@ class EmbeddedBroker:
                 if kind == DISCONNECT:
                     session.will = None
                     return
-                self._dispatch(session, writer, kind, flags, _Body(body))
+                self._dispatch(session, writer, kind, flags, PacketBody(body))
         except (asyncio.IncompleteReadError, OSError, TimeoutError):
             pass  # the client went away, or was silent past its keepalive
         except ProtocolViolation as exc:
@@ -309,13 +195,13 @@ class EmbeddedBroker:
                     self._route(*will)
             writer.close()
 
-    def _connect(self, body: _Body, writer: asyncio.StreamWriter) -> tuple[_Session, int] | None:
+    def _connect(self, body: PacketBody, writer: asyncio.StreamWriter) -> tuple[_Session, int] | None:
         protocol = body.text()
         level = body.u8()
         if protocol not in _PROTOCOLS:
             raise ProtocolViolation(f"unknown protocol {protocol[:20]!r}")
         if level != _PROTOCOLS[protocol]:
-            writer.write(_packet(CONNACK, 0, b"\x00\x01"))  # unacceptable protocol version
+            writer.write(packet(CONNACK, 0, b"\x00\x01"))  # unacceptable protocol version
             return None
         flags = body.u8()
         keepalive = body.u16()
@@ -328,7 +214,7 @@ class EmbeddedBroker:
         if flags & 0x04:
             will_topic = body.text()
             will_payload = body.raw()
-            if will_qos == 3 or not _valid_topic(will_topic):
+            if will_qos == 3 or not valid_topic(will_topic):
                 raise ProtocolViolation(f"invalid will (QoS {will_qos}, topic {will_topic[:80]!r})")
             will = (will_topic, will_payload, will_qos, bool(flags & 0x20))
         elif flags & 0x38:
@@ -341,7 +227,7 @@ class EmbeddedBroker:
             body.raw()
         if not client_id:
             if not clean or level == 3:  # MQTT 3.1 requires an id; 3.1.1 only for persistent sessions
-                writer.write(_packet(CONNACK, 0, b"\x00\x02"))  # identifier rejected
+                writer.write(packet(CONNACK, 0, b"\x00\x02"))  # identifier rejected
                 return None
             client_id = f"auto-{uuid.uuid4()}"
         existing = self._sessions.get(client_id)
@@ -360,9 +246,9 @@ class EmbeddedBroker:
         session.writer = writer
         session.will = will
         self._sessions[client_id] = session
-        writer.write(_packet(CONNACK, 0, bytes([1 if present else 0, 0])))
+        writer.write(packet(CONNACK, 0, bytes([1 if present else 0, 0])))
         for packet_id, (topic, payload, retain) in session.inflight.items():
-            writer.write(_publish_packet(topic, payload, 1, packet_id, retain, dup=True))
+            writer.write(publish_packet(topic, payload, 1, packet_id, retain, dup=True))
         self._drain(session)
         return session, keepalive
 
@@ -375,7 +261,7 @@ class EmbeddedBroker:
     # -- packets --------------------------------------------------------------------------------
 
     def _dispatch(
-        self, session: _Session, writer: asyncio.StreamWriter, kind: int, flags: int, body: _Body
+        self, session: _Session, writer: asyncio.StreamWriter, kind: int, flags: int, body: PacketBody
     ) -> None:
         if kind == PUBLISH:
             self._publish(session, writer, flags, body)
@@ -393,10 +279,10 @@ class EmbeddedBroker:
             message = session.received.pop(packet_id, None)
             if message is not None:
                 self._route(message[0], message[1], 2, message[2])
-            writer.write(_packet(PUBCOMP, 0, struct.pack("!H", packet_id)))
+            writer.write(packet(PUBCOMP, 0, struct.pack("!H", packet_id)))
         elif kind == PUBREC:
             # We never send QoS 2, so there is nothing to release; answer as the flow requires.
-            writer.write(_packet(PUBREL, 0x02, struct.pack("!H", body.u16())))
+            writer.write(packet(PUBREL, 0x02, struct.pack("!H", body.u16())))
         elif kind == SUBSCRIBE:
             self._subscribe(session, writer, body)
         elif kind == UNSUBSCRIBE:
@@ -406,17 +292,17 @@ class EmbeddedBroker:
             while not body.done:
                 session.subscriptions.pop(body.text(), None)
             self._routes.clear()
-            writer.write(_packet(UNSUBACK, 0, struct.pack("!H", packet_id)))
+            writer.write(packet(UNSUBACK, 0, struct.pack("!H", packet_id)))
         elif kind == PINGREQ:
-            writer.write(_packet(PINGRESP, 0, b""))
+            writer.write(packet(PINGRESP, 0, b""))
         # PUBCOMP: we never send PUBREL but for a client's stray PUBREC; nothing to do.
 
-    def _publish(self, session: _Session, writer: asyncio.StreamWriter, flags: int, body: _Body) -> None:
+    def _publish(self, session: _Session, writer: asyncio.StreamWriter, flags: int, body: PacketBody) -> None:
         qos = (flags >> 1) & 0x03
         if qos == 3:
             raise ProtocolViolation("PUBLISH with QoS 3")  # MQTT-3.3.1-4
         topic = body.text()
-        if not _valid_topic(topic):
+        if not valid_topic(topic):
             raise ProtocolViolation(f"PUBLISH to invalid topic {topic[:80]!r}")  # MQTT-3.3.2-2
         packet_id = body.packet_id() if qos else 0
         retain = bool(flags & 0x01)
@@ -428,11 +314,11 @@ class EmbeddedBroker:
         else:
             self._route(topic, body.rest(), qos, retain)
         if qos == 1:
-            writer.write(_packet(PUBACK, 0, struct.pack("!H", packet_id)))
+            writer.write(packet(PUBACK, 0, struct.pack("!H", packet_id)))
         elif qos == 2:
-            writer.write(_packet(PUBREC, 0, struct.pack("!H", packet_id)))
+            writer.write(packet(PUBREC, 0, struct.pack("!H", packet_id)))
 
-    def _subscribe(self, session: _Session, writer: asyncio.StreamWriter, body: _Body) -> None:
+    def _subscribe(self, session: _Session, writer: asyncio.StreamWriter, body: PacketBody) -> None:
         packet_id = body.packet_id()
         granted = bytearray()
         new_filters = []
@@ -442,7 +328,7 @@ class EmbeddedBroker:
             # mosquitto disconnects for these too, though 3.1.1 would allow a 0x80 return code.
             if requested > 2:
                 raise ProtocolViolation(f"SUBSCRIBE with options {requested:#x}")  # MQTT-3.8.3-4
-            if not _valid_filter(topic_filter):
+            if not valid_filter(topic_filter):
                 raise ProtocolViolation(f"SUBSCRIBE to invalid filter {topic_filter[:80]!r}")
             qos = min(requested, 1)
             session.subscriptions[topic_filter] = qos
@@ -451,7 +337,7 @@ class EmbeddedBroker:
         if not granted:
             raise ProtocolViolation("SUBSCRIBE with no topic filter")  # MQTT-3.8.3-3
         self._routes.clear()
-        writer.write(_packet(SUBACK, 0, struct.pack("!H", packet_id) + bytes(granted)))
+        writer.write(packet(SUBACK, 0, struct.pack("!H", packet_id) + bytes(granted)))
         # Retained messages go out once per matching filter of this SUBSCRIBE, as with mosquitto.
         for topic_filter, qos in new_filters:
             for topic, (payload, retained_qos) in self._retained.items():
@@ -486,7 +372,7 @@ class EmbeddedBroker:
     def _send(self, session: _Session, topic: bytes, payload: bytes, retain: bool, *, qos: int) -> None:
         if qos == 0:
             if session.writer is not None:
-                self._write(session, session.writer, _publish_packet(topic, payload, 0, 0, retain, False))
+                self._write(session, session.writer, publish_packet(topic, payload, 0, 0, retain, False))
             return
         if len(session.queued) >= _MAX_QUEUED:
             log.warning("queue of MQTT client %s is full; dropping a message", session.client_id)
@@ -501,7 +387,7 @@ class EmbeddedBroker:
             topic, payload, retain = message = session.queued.popleft()
             packet_id = session.next_id()
             session.inflight[packet_id] = message
-            self._write(session, writer, _publish_packet(topic, payload, 1, packet_id, retain, False))
+            self._write(session, writer, publish_packet(topic, payload, 1, packet_id, retain, False))
 
     def _write(self, session: _Session, writer: asyncio.StreamWriter, data: bytes) -> None:
         if writer.transport.get_write_buffer_size() > _SLOW_CLIENT_BUFFER:

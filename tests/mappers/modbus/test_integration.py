@@ -40,7 +40,12 @@ async def edgetwin(*args: str) -> str:
     proc = await asyncio.create_subprocess_exec(
         str(EDGETWIN), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
-    out, _ = await proc.communicate()
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    except TimeoutError:
+        proc.kill()
+        out, _ = await proc.communicate()
+        raise AssertionError(f"edgetwin {' '.join(args)} did not finish: {out.decode()}") from None
     assert proc.returncode == 0, out.decode()
     return out.decode()
 

@@ -8,6 +8,7 @@ works against a fresh server straight away.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -133,6 +134,13 @@ async def serve(
             yield ApiServer(host, actual_port, url, token, kubeconfig, data_dir, ops)
         finally:
             hub.close_all()
+            await asyncio.sleep(0)  # let the watch handlers see the end of their streams
+            open_connections = [c.transport for c in runner.server.connections] if runner.server else []
             await runner.cleanup()
+            # A TLS close waits for the peer's close_notify (30 s by default), which an idle
+            # keep-alive client never sends: drop what is left, the server is going away.
+            for transport in open_connections:
+                if transport is not None:
+                    transport.abort()
     finally:
         store.close()

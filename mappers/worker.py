@@ -28,7 +28,8 @@ from mappers.reporting import Reading, ReportBuffer
 from mappers.settings import RunnerSettings
 from mappers.values import Value, from_wire, to_wire
 from twin.codec import encode, now_ms
-from twin.errors import DeviceUnreachable, EdgetwinError, InvalidManifest, PermanentError, TemporaryError
+from twin.errors import DeviceUnreachable, InvalidManifest, PermanentError, TemporaryError
+from twin.models import cycle_seconds
 from twin.topics import Action, device_topic
 
 __all__ = ["REPORT_PREFIX", "DeviceWorker", "Publish"]
@@ -142,6 +143,9 @@ class DeviceWorker:
         assert self._binding is not None
         device = self._binding.device
         self._reports.forget()
+        while not self._inbox.empty():
+            # Left from the last connection; pending desired values come again with the twin's answer.
+            self._inbox.get_nowait()
         self._attempted.clear()
         self._refused.clear()
         self._read_errors.clear()
@@ -162,7 +166,7 @@ class DeviceWorker:
         try:
             async for name, value in mapper.watch(self._binding.device.properties):
                 self._inbox.put_nowait(_Pushed(name, value))
-        except (EdgetwinError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - handed to the worker, which logs and classifies it
             self._inbox.put_nowait(_Failed(exc))
 
     async def _poll(self, mapper: Mapper) -> None:  # type: ignore[type-arg]
@@ -170,9 +174,11 @@ class DeviceWorker:
         loop = asyncio.get_running_loop()
         props = self._binding.device.properties
         due = dict.fromkeys((p.name for p in props), loop.time())
+        state_cycle = self._state_cycle()
+        state_due = loop.time() + state_cycle if state_cycle else math.inf
         first = True
         while True:
-            wake = min(due.values(), default=math.inf)
+            wake = min(min(due.values(), default=math.inf), state_due)
             report_due = self._reports.next_due()
             if report_due is not None:
                 wake = min(wake, report_due)
@@ -199,7 +205,12 @@ class DeviceWorker:
                 first = False
                 self._attempt = 0
             self._update_health()
-            self._flush(loop.time())
+            now = loop.time()
+            self._flush(now)
+            if now >= state_due:
+                # stateReport.reportCycle: the state again, so the twin's lastOnlineTime stays fresh.
+                self._publish_state()
+                state_due = now + state_cycle
 
     def _take_results(self, props: list[MappedProperty[Any]], results: dict[str, ReadResult]) -> None:
         stamp = now_ms()
@@ -291,6 +302,16 @@ class DeviceWorker:
         body = {"event_id": f"{REPORT_PREFIX}{next(_event_ids)}", "timestamp": now_ms(), "twin": twin}
         self._publish(device_topic(self.id, Action.TWIN_UPDATE), encode(body))
 
+    def _state_cycle(self) -> float:
+        report = self.member.device.spec.stateReport
+        if report is None or not report.reportCycle:
+            return 0.0
+        return cycle_seconds(report.reportCycle, what=f"{self.id} stateReport.reportCycle")
+
+    def _publish_state(self) -> None:
+        body = {"event_id": "", "timestamp": now_ms(), "state": self.state}
+        self._publish(device_topic(self.id, Action.STATE_UPDATE), encode(body))
+
     def _request_twin(self) -> None:
         body = {"event_id": f"mapper-{next(_event_ids)}", "timestamp": now_ms()}
         self._publish(device_topic(self.id, Action.TWIN_GET), encode(body))
@@ -310,8 +331,7 @@ class DeviceWorker:
         else:
             log.error("%s: %s: %s", self.id, state, reason)
         if state != previous:
-            body = {"event_id": "", "timestamp": now_ms(), "state": state}
-            self._publish(device_topic(self.id, Action.STATE_UPDATE), encode(body))
+            self._publish_state()
 
 
 def _describe(exc: BaseException) -> str:

@@ -240,3 +240,32 @@ async def test_values_a_push_protocol_sends_are_reported_between_polls(
         await stack.reported("default/meter", "temp", "0")
         _Pushing.pushed.put_nowait(("temp", 30.5))
         await stack.reported("default/meter", "temp", "30.5")
+
+
+async def test_state_is_reported_again_every_state_report_cycle(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    dev = thermo("a")
+    doc = dev.model_dump(mode="json")
+    doc["spec"]["stateReport"] = {"reportCycle": 50, "reportToCloud": True}
+    async with mapper_stack(
+        mosquitto.address, manifests(THERMO, Device.model_validate(doc)), tmp_path
+    ) as stack:
+        for _ in range(3):
+            await stack.state("default/a", "online")
+
+
+def test_loading_the_sdk_and_a_pure_python_plugin_does_not_import_pymodbus() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, mappers, mappers.runner, mappers.modbus\n"
+        "from mappers import Registry\n"
+        "r = Registry(); r.info('modbus'); r.load('virtual')\n"
+        "assert 'pymodbus' not in sys.modules, 'pymodbus imported'\n"
+        "r.load('modbus')\n"
+        "assert 'pymodbus' in sys.modules\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr

@@ -73,6 +73,14 @@ class ModbusLink:
                 config.ip, port=config.port, timeout=timeout, retries=0, reconnect_delay=0
             )
 
+        client = self._client
+        self._readers = {
+            RegisterKind.COIL: client.read_coils,
+            RegisterKind.DISCRETE_INPUT: client.read_discrete_inputs,
+            RegisterKind.INPUT: client.read_input_registers,
+            RegisterKind.HOLDING: client.read_holding_registers,
+        }
+
     @property
     def connected(self) -> bool:
         return bool(self._client.connected)
@@ -92,13 +100,7 @@ class ModbusLink:
         self._client.close()
 
     async def read(self, kind: RegisterKind, address: int, count: int, slave: int) -> list[int] | list[bool]:
-        client = self._client
-        reader = {
-            RegisterKind.COIL: client.read_coils,
-            RegisterKind.DISCRETE_INPUT: client.read_discrete_inputs,
-            RegisterKind.INPUT: client.read_input_registers,
-            RegisterKind.HOLDING: client.read_holding_registers,
-        }[kind]
+        reader = self._readers[kind]
         pdu = await self._call(lambda: reader(address, count=count, device_id=slave), slave)
         if kind.is_bits:
             return list(pdu.bits[:count])

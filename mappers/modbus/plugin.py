@@ -60,6 +60,7 @@ class ModbusMapper(Mapper[ModbusConfig, ModbusVisitor]):
         self._solo: set[str] = set()  # properties read alone since a merged read was refused
         # Plans by the properties polled together (the runner asks for the same sets every cycle).
         self._plans: dict[tuple[tuple[str, ...], int], list[Block[str]]] = {}
+        self._single: dict[str, Block[str]] = {}
         bus = self.buses.attach(config.bus_key, frame_gap=config.frame_gap_seconds)
         self._bus = bus
         if not isinstance(bus.resource, ModbusLink):
@@ -92,9 +93,12 @@ class ModbusMapper(Mapper[ModbusConfig, ModbusVisitor]):
         return Span(prop.name, prop.config.kind, prop.config.offset, codec.count, prop.name not in self._solo)
 
     async def read(self, prop: Prop) -> Value:
-        span = self._span(prop)
+        block = self._single.get(prop.name)
+        if block is None:
+            span = self._span(prop)
+            block = self._single[prop.name] = Block(span.kind, span.address, span.count, (span,))
         results: dict[str, ReadResult] = {}
-        await self._read_block(Block(span.kind, span.address, span.count, (span,)), results)
+        await self._read_block(block, results)
         result = results[prop.name]
         if isinstance(result, PermanentError):
             raise result

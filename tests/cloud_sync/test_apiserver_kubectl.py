@@ -7,6 +7,7 @@ on the sample it names.
 
 from __future__ import annotations
 
+import base64
 import json
 import queue
 import subprocess
@@ -388,3 +389,23 @@ def test_requests_without_the_token_are_refused(kubectl: Kubectl, tmp_path: Path
     refused = Kubectl(kubectl.binary, bad, kubectl.cache_dir).run("get", "devices", check=False)
     assert refused.returncode == 1
     assert "You must be logged in to the server" in refused.stderr
+
+
+def test_kubectl_create_of_built_in_types_in_protobuf(kubectl: Kubectl) -> None:
+    kubectl.run("create", "namespace", "plant")
+    kubectl.run("create", "configmap", "mapper-env", "-n", "plant", "--from-literal=interval=1000")
+    kubectl.run("create", "secret", "generic", "broker", "-n", "plant", "--from-literal=password=hunter2")
+    kubectl.run("create", "serviceaccount", "mapper", "-n", "plant")
+    namespace = json.loads(kubectl.run("get", "namespace", "plant", "-o", "json").stdout)
+    assert namespace["metadata"]["labels"] == {"kubernetes.io/metadata.name": "plant"}
+    assert "generateName" not in namespace["metadata"]
+    config_map = json.loads(kubectl.run("get", "configmap", "mapper-env", "-n", "plant", "-o", "json").stdout)
+    assert config_map["data"] == {"interval": "1000"}
+    secret = json.loads(kubectl.run("get", "secret", "broker", "-n", "plant", "-o", "json").stdout)
+    assert base64.b64decode(secret["data"]["password"]) == b"hunter2"
+    assert secret["type"] == "Opaque"
+    assert kubectl.run("get", "serviceaccounts", "-n", "plant", "-o", "name").stdout.split() == [
+        "serviceaccount/mapper"
+    ]
+    kubectl.run("delete", "namespace", "plant")
+    assert kubectl.run("get", "configmaps", "-n", "plant", "-o", "name").stdout == ""

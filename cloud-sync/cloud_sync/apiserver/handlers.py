@@ -22,6 +22,7 @@ from aiohttp import web
 from cloud_sync.apiserver import discovery, openapi
 from cloud_sync.apiserver.errors import ApiError, BadRequest, Gone, InternalError, MethodNotAllowed, NotFound
 from cloud_sync.apiserver.operations import Operations, WriteOptions
+from cloud_sync.apiserver.protobuf import PROTOBUF, decode_object
 from cloud_sync.apiserver.resources import ResourceType
 from cloud_sync.apiserver.selectors import Selector, parse_field_selector, parse_label_selector
 from cloud_sync.apiserver.storage import Change
@@ -263,7 +264,10 @@ class ApiHandlers:
                 raise BadRequest(f"the body is neither JSON nor YAML: {exc}") from exc
 
     async def _body(self, request: web.Request) -> Any:
-        return self._parse(await request.read())
+        raw = await request.read()
+        if request.headers.get("Content-Type", "").startswith(PROTOBUF):
+            return decode_object(raw)
+        return self._parse(raw)
 
     @staticmethod
     def _selectors(request: web.Request) -> tuple[Selector | None, Selector | None]:

@@ -197,6 +197,7 @@ class Operations:
         if rtype.status_subresource and rtype.custom:
             obj.pop("status", None)
         self._type_hooks_create(rtype, obj)
+        _normalize(rtype, obj)
         self._validate(rtype, obj, options)
         if options.dry_run:
             meta["resourceVersion"] = str(self.store.rv)
@@ -376,6 +377,7 @@ class Operations:
             meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
         if rtype.key == CRD_TYPE.key:
             self._crd_status(new)
+        _normalize(rtype, new)
         if rtype.key == NAMESPACE_TYPE.key and not isinstance(new.get("status"), dict):
             new["status"] = {"phase": "Active"}
         self._validate(rtype, new, options)
@@ -535,3 +537,14 @@ class Operations:
 
 def _spec_of(obj: Object) -> Object:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+def _normalize(rtype: ResourceType, obj: Object) -> None:
+    """What the real server does to some built-in bodies on every write."""
+    if rtype.key == "secrets":
+        string_data = obj.pop("stringData", None)
+        if isinstance(string_data, dict):
+            data = obj.setdefault("data", {})
+            for key, value in string_data.items():
+                data[key] = base64.b64encode(str(value).encode()).decode()
+        obj.setdefault("type", "Opaque")

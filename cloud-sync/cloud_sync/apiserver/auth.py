@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from cloud_sync.apiserver.errors import Unauthorized
 
@@ -66,7 +67,7 @@ def write_kubeconfig(
     return path
 
 
-def auth_middleware(token: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def auth_middleware(token: str) -> Middleware:
     expected = f"Bearer {token}".encode()
 
     @web.middleware

@@ -295,7 +295,7 @@ class ApiHandlers:
             limit = int(request.query.get("limit", "0") or 0)
         except ValueError as exc:
             raise BadRequest("limit must be an integer") from exc
-        result = self.ops.list(
+        result = self.ops.list_objects(
             rtype,
             target.namespace if rtype.namespaced else None,
             labels=labels,

@@ -116,7 +116,7 @@ class Operations:
         shown["apiVersion"] = rtype.api_version
         return shown
 
-    def list(
+    def list_objects(
         self,
         rtype: ResourceType,
         namespace: str | None,
@@ -434,7 +434,7 @@ class Operations:
     def delete_collection(
         self, rtype: ResourceType, namespace: str | None, *, labels: Selector | None, fields: Selector | None
     ) -> list[Object]:
-        found = self.list(rtype, namespace, labels=labels, fields=fields).items
+        found = self.list_objects(rtype, namespace, labels=labels, fields=fields).items
         return [self.delete(rtype, o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in found]
 
     def _delete_namespace_contents(self, namespace: str) -> None:

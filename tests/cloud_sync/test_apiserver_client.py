@@ -311,3 +311,73 @@ def test_namespace_deletion_removes_its_objects(
     with pytest.raises(ApiException) as missing:
         create(custom, device("again"), "temporary")
     assert missing.value.status == 404
+
+
+def test_a_new_crd_is_served_at_once_with_schema_defaults_and_goes_away_when_deleted(
+    api: client.ApiClient, custom: client.CustomObjectsApi
+) -> None:
+    extensions = client.ApiextensionsV1Api(api)
+    schema = {
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "properties": {
+                    "size": {"type": "integer", "default": 3, "minimum": 1},
+                    "color": {"type": "string", "enum": ["red", "green"]},
+                },
+            }
+        },
+    }
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [
+                {"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": schema}}
+            ],
+        },
+    }
+    created = extensions.create_custom_resource_definition(crd)
+    assert {c.type: c.status for c in created.status.conditions} == {
+        "NamesAccepted": "True",
+        "Established": "True",
+    }
+
+    widget = custom.create_namespaced_custom_object(
+        "example.com",
+        "v1",
+        "default",
+        "widgets",
+        {
+            "apiVersion": "example.com/v1",
+            "kind": "Widget",
+            "metadata": {"name": "w"},
+            "spec": {"color": "red"},
+        },
+    )
+    assert widget["spec"] == {"color": "red", "size": 3}
+    with pytest.raises(ApiException) as invalid:
+        custom.create_namespaced_custom_object(
+            "example.com",
+            "v1",
+            "default",
+            "widgets",
+            {
+                "apiVersion": "example.com/v1",
+                "kind": "Widget",
+                "metadata": {"name": "v"},
+                "spec": {"size": 0},
+            },
+        )
+    assert invalid.value.status == 422
+    assert "spec.size" in invalid.value.body
+
+    extensions.delete_custom_resource_definition("widgets.example.com")
+    with pytest.raises(ApiException) as gone:
+        custom.list_namespaced_custom_object("example.com", "v1", "default", "widgets")
+    assert gone.value.status == 404

@@ -287,6 +287,21 @@ async def _sleep_until(deadline_ns: int) -> None:
     await asyncio.sleep(max(0.0, (deadline_ns - time.monotonic_ns()) / 1e9))
 
 
+async def _settle(pid: int, timeout: float = 5.0) -> float:
+    """Wait until ``pid`` is idle (its write-behind flushes done); the seconds waited.
+
+    After a saturated twin phase the store's flusher may still be writing; it must not run into
+    the next phase and take CPU from the raw path (nor be charged to it).
+    """
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        before = cpu_seconds(pid)
+        await asyncio.sleep(0.25)
+        if cpu_seconds(pid) - before <= 0.02:  # two clock ticks: idle but for timers
+            break
+    return time.monotonic() - start
+
+
 async def _observe(phase: Phase, counts: SynchronizedArray[int], pids: dict[str, int]) -> None:
     """Count arrivals and CPU time between the phase's window edges."""
     await _sleep_until(phase.start_ns)
@@ -315,6 +330,9 @@ async def publish_phases(
         pub = Publisher(client, args.devices, args.properties, args.qos, counts)
 
         async def run_phase(kind: int, rate: float | None, seconds: float) -> Phase:
+            waited = await _settle(pids["twin"])
+            if waited > 1:
+                print(f"  (waited {waited:.1f} s for the twin to finish writing behind)", flush=True)
             phase = Phase(kind, rate)
             phase.start_ns = time.monotonic_ns() + int(args.warmup * 1e9)
             phase.end_ns = phase.start_ns + int(seconds * 1e9)

@@ -67,6 +67,12 @@ class Stack:
 
         await self.wait(f"device/{device_id}/twin/update/document", match, timeout)
 
+    def collect(self) -> None:
+        """Take in everything the probe has received so far without waiting."""
+        for message in self.probe.drain():
+            with contextlib.suppress(orjson.JSONDecodeError):
+                self.seen.append((message.topic, orjson.loads(message.payload)))
+
     def updates_from_mapper(self, device_id: str) -> int:
         return sum(1 for topic, _ in self.seen if topic.endswith(f"device/{device_id}/twin/update"))
 

@@ -37,7 +37,7 @@ from cloud_sync.apiserver.resources import Registry, ResourceType, validate_crd
 from cloud_sync.apiserver.selectors import Selector
 from cloud_sync.apiserver.storage import Store, copy_object
 
-__all__ = ["ListResult", "Operations", "WriteOptions", "now_timestamp"]
+__all__ = ["ListResult", "Operations", "WriteOptions", "normalize_crd_spec", "now_timestamp"]
 
 log = logging.getLogger(__name__)
 
@@ -219,13 +219,8 @@ class Operations:
 
     def _crd_status(self, crd: Object) -> None:
         validate_crd(crd)
-        spec = crd["spec"]
-        names = dict(spec["names"])
-        names.setdefault("singular", str(names["kind"]).lower())
-        names.setdefault("listKind", f"{names['kind']}List")
-        spec["names"] = names
-        for version in spec["versions"]:
-            version.setdefault("served", True)
+        spec = crd["spec"] = normalize_crd_spec(crd["spec"])
+        names = spec["names"]
         stamp = now_timestamp()
         old = crd.get("status") if isinstance(crd.get("status"), dict) else {}
         assert isinstance(old, dict)
@@ -548,3 +543,14 @@ def _normalize(rtype: ResourceType, obj: Object) -> None:
             for key, value in string_data.items():
                 data[key] = base64.b64encode(str(value).encode()).decode()
         obj.setdefault("type", "Opaque")
+
+
+def normalize_crd_spec(spec: Object) -> Object:
+    """A (valid) CRD spec with the defaults the server fills in: singular, listKind, served."""
+    result = copy.deepcopy(spec)
+    names = result["names"]
+    names.setdefault("singular", str(names["kind"]).lower())
+    names.setdefault("listKind", f"{names['kind']}List")
+    for version in result["versions"]:
+        version.setdefault("served", True)
+    return result

@@ -23,9 +23,9 @@ from cloud_sync.apiserver.auth import auth_middleware, load_or_create_token, wri
 from cloud_sync.apiserver.builtin import BUILTIN_TYPES, CRD_TYPE
 from cloud_sync.apiserver.errors import ApiError
 from cloud_sync.apiserver.handlers import ApiHandlers, error_middleware, internal_error_guard
-from cloud_sync.apiserver.operations import Operations
-from cloud_sync.apiserver.resources import Registry
-from cloud_sync.apiserver.storage import Store
+from cloud_sync.apiserver.operations import Operations, normalize_crd_spec
+from cloud_sync.apiserver.resources import Registry, validate_crd
+from cloud_sync.apiserver.storage import Store, copy_object
 from cloud_sync.apiserver.tls import ensure_tls, server_ssl_context
 from cloud_sync.apiserver.watch import WatchHub
 
@@ -66,15 +66,21 @@ def load_crd_manifests(paths: Iterable[Path]) -> list[dict[str, Any]]:
 
 
 def _install_crds(ops: Operations, crds: list[dict[str, Any]]) -> None:
+    """Create the shipped CRDs that are missing; bring a stored one up to the shipped spec."""
     for crd in crds:
         name = str(crd.get("metadata", {}).get("name", ""))
-        if ops.store.get(CRD_TYPE.key, "", name) is not None:
-            continue
+        stored = ops.store.get(CRD_TYPE.key, "", name)
         try:
-            ops.create(CRD_TYPE, "", crd)
+            if stored is None:
+                ops.create(CRD_TYPE, "", crd)
+                log.info("installed CRD %s", name)
+            else:
+                validate_crd(crd)
+                if stored.get("spec") != normalize_crd_spec(crd["spec"]):
+                    ops.update(CRD_TYPE, "", name, {**copy_object(stored), "spec": crd["spec"]})
+                    log.info("updated CRD %s to the shipped version", name)
         except ApiError as exc:
             raise ApiServerError(f"CRD {name}: {exc.message}") from exc
-        log.info("installed CRD %s", name)
 
 
 @asynccontextmanager

@@ -234,9 +234,8 @@ def _columns(rtype: ResourceType) -> tuple[list[dict[str, Any]], Callable[[Objec
             {"name": n, "type": t, "format": "", "priority": 0, "description": n} for n, t in spec
         ]
         return definitions, row
+    # As the real server: a CRD's own columns replace the default Age column, they do not add to it.
     columns = rtype.printer_columns or (_AGE,)
-    if rtype.printer_columns and not any(c.json_path == _AGE.json_path for c in columns):
-        columns = (*columns, _AGE)
     definitions = [name_column] + [
         {
             "name": c.name,

@@ -13,7 +13,6 @@ ours is stale and ignored.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,7 +107,17 @@ class TwinProperty:
         )
 
     def clone(self) -> TwinProperty:
-        return copy.deepcopy(self)
+        # By hand: copy.deepcopy cost ~40 % of the twin's event loop under load.
+        return TwinProperty(
+            expected=TwinValue(self.expected.value, self.expected.timestamp) if self.expected else None,
+            actual=TwinValue(self.actual.value, self.actual.timestamp) if self.actual else None,
+            optional=self.optional,
+            type=self.type,
+            deleted=self.deleted,
+            expected_version=Version(self.expected_version.cloud, self.expected_version.edge),
+            actual_version=Version(self.actual_version.cloud, self.actual_version.edge),
+            manifest_desired=self.manifest_desired,
+        )
 
 
 @dataclass(frozen=True)

@@ -324,7 +324,7 @@ class MqttClient:
         assert self._loop is not None
         with contextlib.suppress(OSError, AttributeError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._loop.add_reader(sock, client.loop_read)
+        self._loop.add_reader(sock, self._read_available, sock)
         self._misc_task = self._loop.create_task(self._misc_loop(), name=f"mqtt keepalive {self.client_id}")
 
     def _socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
@@ -335,6 +335,20 @@ class MqttClient:
         if self._misc_task is not None:
             self._misc_task.cancel()
             self._misc_task = None
+
+    def _read_available(self, sock: socket.socket) -> None:
+        # paho reads one packet per loop_read (more only while QoS messages are outstanding); under
+        # load that is one event-loop wake-up per packet. Drain what the socket already holds.
+        for _ in range(256):
+            if self._client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return
+            if self._client.socket() is not sock:
+                return
+            try:
+                if not sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
+                    return
+            except OSError:  # BlockingIOError: nothing left to read
+                return
 
     def _register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         assert self._loop is not None

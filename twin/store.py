@@ -1,20 +1,25 @@
 """The node's twin store: tinydb files under a data directory, surviving ``kill -9`` and restarts.
 
 TinyDB rewrites its whole file on every write (NOTES.md: ~210 durable writes/s with 1,000 devices
-in one file). So the store shards: one small file per device under ``twins/``, and one file for the
-definitions (Devices and DeviceModels, written only when they change). A write then costs the same
-with 10 or 10,000 devices. Every file is replaced atomically (temporary file + ``os.replace``), so
-a kill at any moment leaves the old or the new version, never a torn one.
+in one file), so files are split by write rate (DESIGN.md §8):
 
-Durability follows where truth lives (DESIGN.md §8):
+* ``definitions.json``: Devices and DeviceModels, written only when they change;
+* ``twins/NAMESPACE__NAME.json``: one small file per device, written and ``fsync``-ed whenever a
+  desired value changes, before the twin publishes its result. Its cost does not grow with the
+  number of devices;
+* ``reported.json``: the twins whose reported values or state changed, all in one file, rewritten
+  every ``flush_interval`` seconds (default 0.5) while anything changes, without fsync. One
+  sequential write of every changed twin is far cheaper than a file per twin when a thousand
+  devices report at once.
 
-* definitions and desired values are written and ``fsync``-ed before the caller goes on (the twin
-  publishes its result only after that);
-* reported values are written behind: a changed twin is marked dirty and written within
-  ``flush_interval`` seconds (default 0.5), without fsync. A ``kill -9`` of the service loses at
-  most the reported values of the last ``flush_interval``; a power cut can also lose what the
-  kernel had not yet written back (Linux: up to ~30 s by default). The device is the source of
-  truth for reported values and is read again after a restart.
+Each record carries a sequence number; loading takes, per device, the newest record of the two
+places. Every file is replaced atomically (temporary file + ``os.replace``), so a kill at any moment
+leaves the old or the new version, never a torn one.
+
+What a crash can lose: nothing acknowledged as desired. A ``kill -9`` of the service loses at most
+the reported values of the last ``flush_interval``; a power cut can also lose what the kernel had
+not yet written back (Linux: up to ~30 s by default). The device is the source of truth for
+reported values and is read again after a restart.
 
 All file writes go through one worker thread, so they never block the event loop and never race.
 """
@@ -25,6 +30,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,8 +116,13 @@ class TwinStore:
         self.data_dir = Path(data_dir)
         self.flush_interval = flush_interval
         self._twins_dir = self.data_dir / "twins"
+        self._reported_file = self.data_dir / "reported.json"
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-store")
-        self._dirty: dict[str, dict[str, Any]] = {}
+        # Twins changed since the last flush (records are built at flush time, once per flush).
+        self._dirty: dict[str, DeviceTwin] = {}
+        # Every record reported.json holds: twins written behind since their last durable write.
+        self._behind: dict[str, dict[str, Any]] = {}
+        self._seq = 0
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
@@ -154,17 +165,24 @@ class TwinStore:
                         state.devices[obj.id] = obj
             except StoreCorrupt:
                 self._quarantine(definitions)
-        if self._twins_dir.exists():
-            for file in sorted(self._twins_dir.glob("*.json")):
-                db = TinyDB(file, storage=AtomicJSONStorage)
-                try:
-                    rows = db.all()
-                except StoreCorrupt:
-                    self._quarantine(file)
-                    continue
-                for row in rows:
-                    twin = DeviceTwin.from_record(row)
-                    state.twins[twin.device_id] = twin
+        records: dict[str, dict[str, Any]] = {}
+        files = sorted(self._twins_dir.glob("*.json")) if self._twins_dir.exists() else []
+        if self._reported_file.exists():
+            files.append(self._reported_file)
+        for file in files:
+            db = TinyDB(file, storage=AtomicJSONStorage)
+            try:
+                rows = db.all()
+            except StoreCorrupt:
+                self._quarantine(file)
+                continue
+            for row in rows:
+                known = records.get(row["device_id"])
+                if known is None or int(row.get("seq", 0)) > int(known.get("seq", 0)):
+                    records[row["device_id"]] = row
+        for device_id, record in records.items():
+            self._seq = max(self._seq, int(record.get("seq", 0)))
+            state.twins[device_id] = DeviceTwin.from_record(record)
         return state
 
     def _quarantine(self, file: Path) -> None:
@@ -192,38 +210,43 @@ class TwinStore:
 
     async def save_twin(self, twin: DeviceTwin, *, durable: bool) -> None:
         """Store a twin: now and fsync-ed if ``durable``, else within ``flush_interval``."""
-        record = twin.to_record()
         if durable:
             self._dirty.pop(twin.device_id, None)
-            await self._run(self._write_twin, record, True)
+            self._behind.pop(twin.device_id, None)
+            await self._run(self._write_twin, self._record(twin))
         else:
-            self._dirty[twin.device_id] = record
+            self._dirty[twin.device_id] = twin
             self._wake.set()
 
     async def delete_twin(self, device_id: str) -> None:
         self._dirty.pop(device_id, None)
+        if self._behind.pop(device_id, None) is not None:
+            self._wake.set()
         await self._run(self._remove_twin_file, device_id)
 
     async def flush(self) -> None:
-        """Write every dirty twin now."""
-        if not self._dirty:
+        """Write every twin changed behind since the last flush, now."""
+        if not self._dirty and not self._wake.is_set():
             return
-        batch, self._dirty = self._dirty, {}
-        try:
-            await self._run(self._write_batch, list(batch.values()))
-        except OSError:
-            # Keep what failed, unless a newer state of the same twin arrived meanwhile.
-            self._dirty = {**batch, **self._dirty}
-            raise
+        self._wake.clear()
+        for device_id, twin in self._dirty.items():
+            self._behind[device_id] = self._record(twin)
+        self._dirty = {}
+        snapshot = {str(i): record for i, record in enumerate(self._behind.values(), start=1)}
+        await self._run(AtomicJSONStorage(self._reported_file, fsync=False).write, {"_default": snapshot})
 
-    def _write_twin(self, record: dict[str, Any], durable: bool) -> None:
+    def _record(self, twin: DeviceTwin) -> dict[str, Any]:
+        # Clock-based, so a store that never called load() still writes newer numbers than the
+        # files it finds; load() keeps it monotonic if the clock steps back.
+        self._seq = max(self._seq + 1, time.time_ns())
+        record = twin.to_record()
+        record["seq"] = self._seq
+        return record
+
+    def _write_twin(self, record: dict[str, Any]) -> None:
         path = self._twins_dir / _twin_file_name(record["device_id"])
         # One document per file, the device's whole twin, in TinyDB's layout, in one atomic write.
-        AtomicJSONStorage(path, fsync=durable).write({"_default": {"1": record}})
-
-    def _write_batch(self, records: list[dict[str, Any]]) -> None:
-        for record in records:
-            self._write_twin(record, False)
+        AtomicJSONStorage(path).write({"_default": {"1": record}})
 
     def _remove_twin_file(self, device_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -236,9 +259,10 @@ class TwinStore:
     async def _flush_loop(self) -> None:
         while True:
             await self._wake.wait()
-            self._wake.clear()
             await asyncio.sleep(self.flush_interval)
             try:
                 await self.flush()
             except OSError:
-                log.exception("writing reported values to %s failed; will retry", self._twins_dir)
+                # What was not written stays in memory and goes with the next flush.
+                log.exception("writing reported values to %s failed; will retry", self._reported_file)
+                self._wake.set()

@@ -60,6 +60,26 @@ async def test_a_corrupt_file_is_moved_aside_and_the_rest_loads(tmp_path: Path) 
     assert (tmp_path / "twins" / "plant__pump.json.corrupt").exists()
 
 
+async def test_the_newest_record_wins_whichever_file_holds_it(tmp_path: Path) -> None:
+    async with TwinStore(tmp_path, flush_interval=3600) as store:
+        await store.save_twin(twin_with("1"), durable=False)
+        await store.flush()
+        await store.save_twin(twin_with("2"), durable=True)
+    assert TwinStore(tmp_path).load().twins["plant/pump"] == twin_with("2")
+    async with TwinStore(tmp_path, flush_interval=3600) as store:
+        await store.save_twin(twin_with("3"), durable=False)
+    assert TwinStore(tmp_path).load().twins["plant/pump"] == twin_with("3")
+
+
+async def test_many_reported_twins_are_flushed_in_one_file(tmp_path: Path) -> None:
+    async with TwinStore(tmp_path, flush_interval=3600) as store:
+        for n in range(50):
+            await store.save_twin(DeviceTwin(f"default/d{n}"), durable=False)
+        await store.flush()
+        assert stored_files(tmp_path) == []
+        assert len(TwinStore(tmp_path).load().twins) == 50
+
+
 async def test_no_temporary_files_are_left_behind(tmp_path: Path) -> None:
     async with TwinStore(tmp_path) as store:
         for n in range(20):
@@ -68,13 +88,11 @@ async def test_no_temporary_files_are_left_behind(tmp_path: Path) -> None:
 
 
 def _reported_on_disk(data_dir: Path, device: str, name: str) -> str | None:
-    path = data_dir / "twins" / f"{device.replace('/', '__')}.json"
-    try:
-        record = json.loads(path.read_text())["_default"]["1"]
-    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+    twin = TwinStore(data_dir).load().twins.get(device)
+    if twin is None or name not in twin.properties:
         return None
-    actual = record["properties"][name]["actual"]
-    return actual["value"] if actual else None
+    actual = twin.properties[name].actual
+    return actual.value if actual is not None else None
 
 
 @pytest.mark.timeout(90)

@@ -229,6 +229,14 @@ class TwinStore:
         if not self._dirty and not self._wake.is_set():
             return
         self._wake.clear()
+        dirty, self._dirty = self._dirty, {}
+        for count, (device_id, twin) in enumerate(dirty.items(), start=1):
+            if self._dirty.pop(device_id, None) is None:
+                self._behind[device_id] = self._record(twin)
+            if count % 100 == 0:
+                # Building a thousand records blocks the loop for tens of ms: let requests through.
+                await asyncio.sleep(0)
+        # Twins changed again while this batch was built are recorded now, in their latest state.
         for device_id, twin in self._dirty.items():
             self._behind[device_id] = self._record(twin)
         self._dirty = {}

@@ -57,19 +57,19 @@ async def run(args: argparse.Namespace) -> int:
     crds = [args.crds] if args.crds.exists() else []
     if not crds:
         log.warning("no CRD folder at %s: Device and DeviceModel are not installed", args.crds)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # Installed before anything is printed: a caller may send SIGTERM as soon as it reads the URL.
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
     try:
         async with serve(args.data_dir, args.host, args.port, crds=crds) as server:
             kubeconfig = server.kubeconfig_path.resolve()
             print(f"embedded Kubernetes API server on {server.url} (Ctrl-C to stop)", flush=True)
             print(f"kubeconfig: {kubeconfig}", flush=True)
             print(f"try: kubectl --kubeconfig {kubeconfig} get devices", flush=True)
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            loop.add_signal_handler(signal.SIGTERM, stop.set)
-            try:
-                await stop.wait()
-            finally:
-                loop.remove_signal_handler(signal.SIGTERM)
+            await stop.wait()
     except ApiServerError as exc:
         raise ApiServerFailed(str(exc)) from exc
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
     return 0

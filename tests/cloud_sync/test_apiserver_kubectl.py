@@ -409,3 +409,44 @@ def test_kubectl_create_of_built_in_types_in_protobuf(kubectl: Kubectl) -> None:
     ]
     kubectl.run("delete", "namespace", "plant")
     assert kubectl.run("get", "configmaps", "-n", "plant", "-o", "name").stdout == ""
+
+
+def test_edge_nodes_and_their_pods_show_as_kubectl_users_expect(kubectl: Kubectl) -> None:
+    node = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": "edge-node-1", "labels": {"node-role.kubernetes.io/edge": ""}},
+        "status": {
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "EdgetwinHeartbeat",
+                    "message": "ok",
+                    "lastHeartbeatTime": "2026-11-23T12:00:00Z",
+                    "lastTransitionTime": "2026-11-23T12:00:00Z",
+                }
+            ],
+            "nodeInfo": {
+                "kubeletVersion": "edgetwin-0.1.0",
+                "architecture": "amd64",
+                "operatingSystem": "linux",
+            },
+        },
+    }
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "modbus-mapper"},
+        "spec": {"nodeName": "edge-node-1", "containers": [{"name": "mapper", "image": "edgetwin/mapper"}]},
+    }
+    kubectl.run("apply", "-f", "-", input=yaml.safe_dump_all([node, pod]))
+    nodes = kubectl.run("get", "nodes").stdout.splitlines()
+    assert nodes[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    assert nodes[1].split()[:3] == ["edge-node-1", "Ready", "edge"]
+    pods = kubectl.run("get", "pods", "-o", "wide").stdout.splitlines()
+    assert pods[1].split()[:3] == ["modbus-mapper", "0/1", "Pending"]
+    assert pods[1].split()[-1] == "edge-node-1"
+    described = kubectl.run("describe", "node", "edge-node-1").stdout
+    assert "Kubelet Version:            edgetwin-0.1.0" in described
+    assert "modbus-mapper" in described.split("Non-terminated Pods:", 1)[1]

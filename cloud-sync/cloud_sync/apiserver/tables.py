@@ -125,7 +125,8 @@ def _text(value: Any) -> str:
 
 # -- built-in printers --------------------------------------------------------------------------
 
-Printer = tuple[list[tuple[str, str]], Callable[[Object], list[Any]]]
+# (name, type[, priority]) per column, and the function computing a row's cells
+Printer = tuple[list[tuple[Any, ...]], Callable[[Object], list[Any]]]
 
 
 def _meta(obj: Object) -> Object:
@@ -158,7 +159,14 @@ def _pod_row(obj: Object) -> list[Any]:
     phase = obj.get("status", {}).get("phase") or "Pending"
     if _meta(obj).get("deletionTimestamp"):
         phase = "Terminating"
-    return [f"{ready}/{len(spec_containers)}", phase, restarts, age(_meta(obj).get("creationTimestamp"))]
+    return [
+        f"{ready}/{len(spec_containers)}",
+        phase,
+        restarts,
+        age(_meta(obj).get("creationTimestamp")),
+        obj.get("status", {}).get("podIP") or "<none>",
+        obj.get("spec", {}).get("nodeName") or "<none>",
+    ]
 
 
 def _event_row(obj: Object) -> list[Any]:
@@ -183,7 +191,14 @@ _BUILTIN: dict[str, Printer] = {
         _node_row,
     ),
     "pods": (
-        [("Ready", "string"), ("Status", "string"), ("Restarts", "integer"), ("Age", "string")],
+        [
+            ("Ready", "string"),
+            ("Status", "string"),
+            ("Restarts", "integer"),
+            ("Age", "string"),
+            ("IP", "string", 1),
+            ("Node", "string", 1),
+        ],
         _pod_row,
     ),
     "events": (
@@ -231,7 +246,14 @@ def _columns(rtype: ResourceType) -> tuple[list[dict[str, Any]], Callable[[Objec
     if not rtype.custom and rtype.plural in _BUILTIN:
         spec, row = _BUILTIN[rtype.plural]
         definitions = [name_column] + [
-            {"name": n, "type": t, "format": "", "priority": 0, "description": n} for n, t in spec
+            {
+                "name": c[0],
+                "type": c[1],
+                "format": "",
+                "priority": c[2] if len(c) > 2 else 0,
+                "description": c[0],
+            }
+            for c in spec
         ]
         return definitions, row
     # As the real server: a CRD's own columns replace the default Age column, they do not add to it.

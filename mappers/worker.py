@@ -134,6 +134,7 @@ class DeviceWorker:
                 if self._failure is None:
                     log.exception("%s: the %s mapper failed", self.id, self.plugin.protocol)
                 self._set_state("unhealthy", f"mapper error: {type(exc).__name__}: {exc}")
+            _raise_if_cancelled()
             delay = self._settings.reconnect_delay(self._attempt)
             self._attempt += 1
             log.debug("%s: reconnecting in %.1fs", self.id, delay)
@@ -178,6 +179,7 @@ class DeviceWorker:
         state_due = loop.time() + state_cycle if state_cycle else math.inf
         first = True
         while True:
+            _raise_if_cancelled()
             wake = min(min(due.values(), default=math.inf), state_due)
             report_due = self._reports.next_due()
             if report_due is not None:
@@ -332,6 +334,19 @@ class DeviceWorker:
             log.error("%s: %s: %s", self.id, state, reason)
         if state != previous:
             self._publish_state()
+
+
+def _raise_if_cancelled() -> None:
+    """Re-raise a cancellation that a library swallowed.
+
+    Python 3.11's ``asyncio.wait_for`` (which pymodbus awaits every request with) drops a
+    cancellation that arrives as its inner future completes; the task then polls on as if nothing
+    happened and a removed device, or a stopping runner, would never stop. The request to cancel is
+    still counted on the task, so it is checked once per loop.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _describe(exc: BaseException) -> str:

@@ -106,5 +106,5 @@ async def mapper_stack(
             yield Stack(broker, twin, runner, probe, [])
         finally:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            done, _ = await asyncio.wait([task], timeout=10)
+            assert done, "the mapper runner did not stop within 10 s of being cancelled"

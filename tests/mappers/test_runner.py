@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 
@@ -275,3 +276,36 @@ def test_loading_the_sdk_and_a_pure_python_plugin_does_not_import_pymodbus() -> 
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+class _Swallowing(Mapper[PluginConfig, PluginConfig]):
+    """Loses a cancellation the way Python 3.11's ``asyncio.wait_for`` can (pymodbus awaits with it)."""
+
+    protocol = "swallowing"
+    tasks: ClassVar[list[asyncio.Task[Any]]] = []
+
+    async def read(self, prop: MappedProperty[PluginConfig]) -> Value:
+        task = asyncio.current_task()
+        assert task is not None
+        if task not in self.tasks:
+            self.tasks.append(task)
+        try:
+            await asyncio.sleep(0.01)
+        except asyncio.CancelledError:
+            return 1.0
+        return 0.0
+
+
+async def test_device_whose_library_swallows_a_cancellation_still_stops(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    _Swallowing.tasks = []
+    registry = Registry(plugins={"swallowing": _Swallowing, "virtual": VirtualMapper})
+    dev = device("sw", "thermo-model", "swallowing", {}, {"temp": {}}, collect_ms=1)
+    async with mapper_stack(mosquitto.address, manifests(THERMO, dev), tmp_path, registry=registry) as stack:
+        await stack.state("default/sw", "online")
+        await stack.twin.set_definitions(manifests(THERMO, thermo("a")))
+        await stack.state("default/a", "online")
+        (task,) = _Swallowing.tasks
+        await asyncio.wait([task], timeout=10)
+        assert task.done()

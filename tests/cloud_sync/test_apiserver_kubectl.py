@@ -450,3 +450,16 @@ def test_edge_nodes_and_their_pods_show_as_kubectl_users_expect(kubectl: Kubectl
     described = kubectl.run("describe", "node", "edge-node-1").stdout
     assert "Kubelet Version:            edgetwin-0.1.0" in described
     assert "modbus-mapper" in described.split("Non-terminated Pods:", 1)[1]
+
+
+def test_applying_a_device_before_its_crd_says_to_install_the_crds(tmp_path: Path) -> None:
+    server = ApiServerThread(tmp_path / "bare")
+    server.start()
+    try:
+        bare = make_kubectl(server, tmp_path / "cache")
+        result = bare.run("apply", "-f", str(SAMPLES_DIR / "gpio-led.yaml"), check=False)
+        assert result.returncode == 1
+        assert 'no matches for kind "Device" in version "devices.kubeedge.io/v1beta1"' in result.stderr
+        assert "ensure CRDs are installed first" in result.stderr
+    finally:
+        server.stop()

@@ -111,7 +111,7 @@ class ApiHandlers:
                 {"paths": ["/api", "/api/v1", "/apis", "/healthz", "/openapi/v3", "/version"]}
             )
         if parts[0] == "openapi":
-            return self._openapi(parts)
+            return self._openapi(request, parts)
         if parts[0] == "api":
             if len(parts) == 1:
                 if _wants_aggregated(request):
@@ -144,9 +144,11 @@ class ApiHandlers:
         target = self._target(group, version, rest)
         return await self._resource(request, target)
 
-    def _openapi(self, parts: list[str]) -> web.Response:
+    def _openapi(self, request: web.Request, parts: list[str]) -> web.Response:
+        if parts == ["openapi", "v2"]:
+            return openapi.empty_v2(request.headers.get("Accept", ""))
         if parts[:2] != ["openapi", "v3"]:
-            raise NotFound("the server could not find the requested resource (openapi/v2 is not served)")
+            raise NotFound("the server could not find the requested resource")
         if len(parts) == 2:
             return json_response(openapi.index(self.ops.registry))
         rest = parts[2:]

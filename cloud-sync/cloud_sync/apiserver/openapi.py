@@ -13,10 +13,11 @@ import hashlib
 from typing import Any
 
 import orjson
+from aiohttp import web
 
 from cloud_sync.apiserver.resources import Registry, ResourceType
 
-__all__ = ["document", "index", "schema_name"]
+__all__ = ["document", "empty_v2", "index", "schema_name"]
 
 Object = dict[str, Any]
 
@@ -175,3 +176,26 @@ def index(registry: Registry) -> Object:
             path = gv_path(group, version)
             paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={digest[:64]}"}
     return {"paths": paths}
+
+
+_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+
+
+def empty_v2(accept: str) -> web.Response:
+    """An OpenAPI v2 document with no definitions.
+
+    kubectl falls back to v2 when a kind is missing from v3 (a custom resource applied before its
+    CRD); a 404 there becomes a confusing validation error, while an empty document lets kubectl
+    say what is wrong ("no matches for kind ... ensure CRDs are installed first"). client-go asks
+    for protobuf, in which an empty document is zero bytes.
+    """
+    if _V2_PROTOBUF in accept or "json" not in accept:
+        # as kube-openapi answers: "@" is not valid in a returned media type
+        return web.Response(body=b"", headers={"Content-Type": _V2_PROTOBUF.replace("@", ".")})
+    body = {
+        "swagger": "2.0",
+        "info": {"title": "Kubernetes", "version": "v1.37.0"},
+        "paths": {},
+        "definitions": {},
+    }
+    return web.Response(body=orjson.dumps(body), content_type="application/json")

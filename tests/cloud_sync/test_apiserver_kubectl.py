@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -348,20 +349,30 @@ def test_unknown_top_level_field_is_refused_under_strict_validation(kubectl: Kub
     assert 'unknown field "sepc"' in result.stderr
 
 
-def test_server_side_apply_creates_and_updates(kubectl: Kubectl) -> None:
-    manifest = {
+def test_server_side_apply_creates_updates_and_removes_dropped_fields(kubectl: Kubectl) -> None:
+    manifest: dict[str, Any] = {
         "apiVersion": "devices.kubeedge.io/v1beta1",
         "kind": "Device",
-        "metadata": {"name": "ssa"},
-        "spec": {"deviceModelRef": {"name": "gpio-led-model"}, "nodeName": "edge-node-1"},
+        "metadata": {"name": "ssa", "labels": {"applied": "yes"}},
+        "spec": {
+            "deviceModelRef": {"name": "gpio-led-model"},
+            "nodeName": "edge-node-1",
+            "pushMethod": {"a": 1},
+        },
     }
-    assert (
-        "serverside-applied"
-        in kubectl.run("apply", "--server-side", "-f", "-", input=yaml.safe_dump(manifest)).stdout
-    )
-    manifest["spec"]["nodeName"] = "edge-node-3"  # type: ignore[index]
+    applied = kubectl.run("apply", "--server-side", "-f", "-", input=yaml.safe_dump(manifest)).stdout
+    assert "serverside-applied" in applied
+    kubectl.run("label", "device", "ssa", "added-by-hand=yes")
+    manifest["spec"]["nodeName"] = "edge-node-3"
+    del manifest["spec"]["pushMethod"]
+    del manifest["metadata"]["labels"]
     kubectl.run("apply", "--server-side", "-f", "-", input=yaml.safe_dump(manifest))
-    assert kubectl.run("get", "device", "ssa", "-o", "jsonpath={.spec.nodeName}").stdout == "edge-node-3"
+    obj = json.loads(kubectl.run("get", "device", "ssa", "-o", "json", "--show-managed-fields").stdout)
+    assert obj["spec"] == {"deviceModelRef": {"name": "gpio-led-model"}, "nodeName": "edge-node-3"}
+    assert obj["metadata"]["labels"] == {"added-by-hand": "yes"}
+    (entry,) = obj["metadata"]["managedFields"]
+    assert (entry["manager"], entry["operation"]) == ("kubectl", "Apply")
+    assert entry["fieldsV1"] == {"f:spec": {"f:deviceModelRef": {"f:name": {}}, "f:nodeName": {}}}
 
 
 def test_core_types_apply_and_update_with_strategic_merge(kubectl: Kubectl) -> None:

@@ -22,6 +22,7 @@ import orjson
 import yaml
 
 from cloud_sync.apiserver import schema as schema_mod
+from cloud_sync.apiserver.apply import apply_configuration
 from cloud_sync.apiserver.builtin import CRD_TYPE, DEFAULT_NAMESPACES, NAMESPACE_TYPE
 from cloud_sync.apiserver.errors import (
     AlreadyExists,
@@ -303,12 +304,32 @@ class Operations:
             body = yaml.safe_load(raw) if content_type == APPLY_PATCH else orjson.loads(raw)
         except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
             raise BadRequest(f"error decoding patch: {exc}") from exc
+        if content_type == APPLY_PATCH:
+            if not options.field_manager:
+                raise Invalid(
+                    "PatchOptions",
+                    "meta.k8s.io",
+                    "",
+                    [
+                        Cause(
+                            "fieldManager",
+                            "Required value: is required for apply patch",
+                            "FieldValueRequired",
+                        )
+                    ],
+                )
+            if not isinstance(body, dict):
+                raise BadRequest("an apply patch must be an object")
+            self._check_kind(rtype, body)
+            body.get("metadata", {}).pop("resourceVersion", None)
         existing = self.store.get(rtype.key, namespace if rtype.namespaced else "", name)
         if existing is None:
             if content_type == APPLY_PATCH and not subresource:
-                if isinstance(body, dict):
-                    body.setdefault("metadata", {}).setdefault("name", name)
-                return self.create(rtype, namespace, body, options), True
+                body.setdefault("metadata", {}).setdefault("name", name)
+                applied = apply_configuration(
+                    {}, body, options.field_manager, rtype.api_version, now_timestamp()
+                )
+                return self.create(rtype, namespace, applied, options), True
             raise NotFound.object(rtype.plural, rtype.group, name)
         current = copy_object(existing)
         try:
@@ -316,12 +337,13 @@ class Operations:
                 patched = apply_json_patch(current, body)
             elif content_type == STRATEGIC_PATCH:
                 patched = apply_strategic_merge_patch(current, body)
+            elif content_type == APPLY_PATCH:
+                patched = apply_configuration(
+                    current, body, options.field_manager, rtype.api_version, now_timestamp()
+                )
             else:
                 if not isinstance(body, dict):
                     raise BadRequest("a merge patch must be a JSON object")
-                if content_type == APPLY_PATCH:
-                    self._check_kind(rtype, body)
-                    body.get("metadata", {}).pop("resourceVersion", None)
                 patched = apply_merge_patch(current, body)
         except Invalid as exc:
             raise Invalid(rtype.kind, rtype.group, name, exc.causes) from exc

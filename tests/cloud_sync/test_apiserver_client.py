@@ -381,3 +381,64 @@ def test_a_new_crd_is_served_at_once_with_schema_defaults_and_goes_away_when_del
     with pytest.raises(ApiException) as gone:
         custom.list_namespaced_custom_object("example.com", "v1", "default", "widgets")
     assert gone.value.status == 404
+
+
+def test_replace_status_checks_the_resource_version(custom: client.CustomObjectsApi) -> None:
+    current = create(custom, device("status-put"))
+    current["status"] = {"state": "offline"}
+    current["spec"]["nodeName"] = "ignored-on-status"
+    replaced = custom.replace_namespaced_custom_object_status(
+        GROUP, VERSION, "default", "devices", "status-put", current
+    )
+    assert replaced["status"] == {"state": "offline"}
+    assert replaced["spec"]["nodeName"] == "edge-node-1"
+    with pytest.raises(ApiException) as conflict:
+        custom.replace_namespaced_custom_object_status(
+            GROUP, VERSION, "default", "devices", "status-put", current
+        )
+    assert conflict.value.status == 409
+
+
+def test_node_status_conditions_merge_by_type(core: client.CoreV1Api) -> None:
+    core.create_node(client.V1Node(metadata=client.V1ObjectMeta(name="edge-node-merge")))
+    both = {
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True"}, {"type": "MemoryPressure", "status": "False"}]
+        }
+    }
+    core.patch_node_status("edge-node-merge", both)
+    node = core.patch_node_status(
+        "edge-node-merge",
+        {"status": {"conditions": [{"type": "Ready", "status": "False", "reason": "NoHeartbeat"}]}},
+    )
+    conditions = {c.type: (c.status, c.reason) for c in node.status.conditions}
+    assert conditions == {"Ready": ("False", "NoHeartbeat"), "MemoryPressure": ("False", None)}
+
+
+def test_server_side_apply_from_the_client_needs_a_field_manager(custom: client.CustomObjectsApi) -> None:
+    body = device("applied")
+    with pytest.raises(ApiException) as invalid:
+        custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            "default",
+            "devices",
+            "applied",
+            body,
+            _content_type="application/apply-patch+yaml",
+        )
+    assert invalid.value.status == 422
+    assert "fieldManager" in invalid.value.body
+    # an apply that creates answers 201, as the real server does (the client returns no body for it)
+    custom.patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        "default",
+        "devices",
+        "applied",
+        body,
+        field_manager="cloud-sync",
+        _content_type="application/apply-patch+yaml",
+    )
+    created = custom.get_namespaced_custom_object(GROUP, VERSION, "default", "devices", "applied")
+    assert created["metadata"]["managedFields"][0]["manager"] == "cloud-sync"

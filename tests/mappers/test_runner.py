@@ -132,7 +132,7 @@ async def test_unreachable_device_goes_offline_and_back_online_while_others_run(
         await stack.reported("default/alive", "temp", "30")
         simulated("default/dead").unreachable = False
         await stack.state("default/dead", "online")
-        assert stack.twin.twins["default/dead"].state == "online"
+        await until(lambda: stack.twin.twins["default/dead"].state == "online")
     failures = [r for r in caplog.records if r.levelno == logging.ERROR and "default/dead" in r.getMessage()]
     assert len(failures) == 1
     assert any("default/dead: online again" in r.getMessage() for r in caplog.records)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
+from edgetwin.commands._stop import wait_for_stop
 from twin.broker import embedded_broker
 
 
@@ -18,5 +18,5 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 async def run(args: argparse.Namespace) -> int:
     async with embedded_broker(args.host, args.port) as address:
         print(f"embedded MQTT broker on {address.url} (Ctrl-C to stop)", flush=True)
-        await asyncio.Event().wait()
+        await wait_for_stop()
     return 0

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 from pathlib import Path
 
+from edgetwin.commands._stop import wait_for_stop
 from edgetwin.settings import default_broker, default_data_dir
 from twin.manifests import load_manifests
 from twin.mqtt import BrokerAddress
@@ -36,6 +37,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="publish events only on $hw/events/device/NAMESPACE/NAME/..., not also on the bare NAME",
     )
+    parser.add_argument(
+        "--mappers",
+        nargs="*",
+        metavar="PROTOCOL",
+        default=None,
+        help="also host mappers in this process: the named protocols, or all installed if none is named",
+    )
     parser.set_defaults(run=run)
 
 
@@ -52,7 +60,17 @@ async def run(args: argparse.Namespace) -> int:
             flush=True,
         )
         try:
-            await asyncio.Event().wait()
+            if args.mappers is None:
+                await wait_for_stop()
+            else:
+                from mappers import run_mappers
+
+                async with asyncio.TaskGroup() as group:
+                    mapper_task = group.create_task(
+                        run_mappers(args.name, broker, args.mappers or None), name="mappers"
+                    )
+                    await wait_for_stop()
+                    mapper_task.cancel()
         finally:
             await service.stop()
     return 0

@@ -1,8 +1,10 @@
 """``edgetwin up``: the whole stack on one machine, on embedded defaults (what ``make run`` starts).
 
-Today: the embedded MQTT broker and the twin service of node ``edge-node-1`` with the sample
-devices of ``crds/samples``. Each piece can also run on its own (``edgetwin broker``,
-``edgetwin node``); this command only wires them together.
+It starts, in one process: the embedded MQTT broker, the embedded Kubernetes API server with the
+Device CRDs, a simulated Modbus PLC where ``crds/samples/modbus-tcp.yaml`` expects one, the twin
+service of node ``edge-node-1`` with the sample devices, and the installed mappers. Each piece also
+runs on its own (``edgetwin broker``, ``apiserver``, ``node``, ``mapper run``); this command only
+wires them together.
 """
 
 from __future__ import annotations
@@ -10,14 +12,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-from edgetwin.settings import DEFAULT_NODE, SAMPLES, default_data_dir
+from edgetwin.commands._stop import wait_for_stop
+from edgetwin.settings import DEFAULT_NODE, REPO_ROOT, SAMPLES, default_data_dir
 from twin.broker import embedded_broker
+from twin.errors import TemporaryError
 from twin.manifests import load_manifests
 from twin.mqtt import BrokerAddress
 from twin.service import TwinService
 from twin.store import TwinStore
+
+# Where crds/samples/modbus-tcp.yaml points its device.
+SAMPLE_MODBUS_PORT = 5020
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--node", default=DEFAULT_NODE, help="the edge node's name (default %(default)s)")
     parser.add_argument("--mqtt-port", type=int, default=1883, help="embedded broker port (default 1883)")
+    parser.add_argument(
+        "--apiserver-port", type=int, default=6443, help="embedded API server port (default 6443)"
+    )
     parser.add_argument(
         "--broker",
         default=None,
@@ -39,10 +50,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=[SAMPLES],
         help="Device/DeviceModel YAML files or folders (default: crds/samples)",
     )
+    parser.add_argument("--no-apiserver", action="store_true", help="do not start the embedded API server")
+    parser.add_argument("--no-mappers", action="store_true", help="do not run mappers or simulated devices")
     parser.set_defaults(run=run)
 
 
-def _banner(broker: BrokerAddress, service: TwinService, data_dir: Path) -> str:
+def _banner(
+    broker: BrokerAddress, service: TwinService, data_dir: Path, kubeconfig: Path | None, mappers: bool
+) -> str:
     devices = sorted(service.devices)
     example = next(
         (d for d in devices if d.endswith("/modbus-thermostat")), devices[0] if devices else "DEVICE"
@@ -53,29 +68,75 @@ def _banner(broker: BrokerAddress, service: TwinService, data_dir: Path) -> str:
         f"  MQTT broker   {broker.url}",
         f"  node          {service.node} ({len(devices)} devices; state in {data_dir})",
         "  devices       " + ", ".join(devices),
+    ]
+    if mappers:
+        lines.append(f"  mappers       in-process; a simulated Modbus PLC on 127.0.0.1:{SAMPLE_MODBUS_PORT}")
+    if kubeconfig is not None:
+        lines.append(f"  API server    kubeconfig {kubeconfig}")
+    lines += [
         "",
-        "Try, in another terminal (with .venv/bin on PATH):",
+        "Try, in another terminal (after `. .venv/bin/activate`):",
         f"  edgetwin twin get {example}{flag}",
-        f"  edgetwin twin set {example} PROPERTY VALUE{flag}",
+        f"  edgetwin twin set {example} setpoint 22{flag}",
         f"  edgetwin twin watch{flag}",
+    ]
+    if kubeconfig is not None:
+        lines.append(f"  export KUBECONFIG={kubeconfig}")
+        lines.append("  kubectl apply -f crds/samples/ && kubectl get devices")
+    lines += [
         "KubeEdge MQTT apps and mappers connect to the same broker and topics ($hw/events/device/...).",
         "Ctrl-C stops everything.",
     ]
     return "\n".join(lines)
 
 
+@contextlib.asynccontextmanager
+async def _background(coro_name: str, coro: object) -> AsyncIterator[None]:
+    """Run a coroutine for the duration of the block, cancelled at its end."""
+    assert asyncio.iscoroutine(coro)
+    task = asyncio.create_task(coro, name=coro_name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def run(args: argparse.Namespace) -> int:
     manifests = load_manifests(args.devices)
     data_dir: Path = args.data_dir
+    kubeconfig: Path | None = None
     async with contextlib.AsyncExitStack() as stack:
         if args.broker:
             broker = BrokerAddress.parse(args.broker)
         else:
             broker = await stack.enter_async_context(embedded_broker("127.0.0.1", args.mqtt_port))
+        if not args.no_apiserver:
+            from cloud_sync.apiserver import ApiServerError, serve
+
+            try:
+                server = await stack.enter_async_context(
+                    serve(data_dir / "apiserver", "127.0.0.1", args.apiserver_port, crds=[REPO_ROOT / "crds"])
+                )
+            except ApiServerError as exc:
+                raise TemporaryError(f"the embedded API server could not start: {exc}") from exc
+            kubeconfig = server.kubeconfig_path.resolve()
+        mappers = not args.no_mappers
+        if mappers:
+            from mappers.modbus.simulator import serve_sample
+
+            await stack.enter_async_context(
+                _background("simulated modbus device", serve_sample("127.0.0.1", SAMPLE_MODBUS_PORT))
+            )
         store = await stack.enter_async_context(TwinStore(data_dir / "nodes" / args.node))
         service = TwinService(args.node, broker, store)
         await service.start(manifests)
         stack.push_async_callback(service.stop)
-        print(_banner(broker, service, data_dir), flush=True)
-        await asyncio.Event().wait()
+        if mappers:
+            from mappers import run_mappers
+
+            await stack.enter_async_context(_background("mappers", run_mappers(args.node, broker)))
+        print(_banner(broker, service, data_dir, kubeconfig, mappers), flush=True)
+        await wait_for_stop()
     return 0

@@ -80,29 +80,33 @@ class TwinProperty:
         }
 
     def to_record(self) -> dict[str, Any]:
-        record = self.to_wire()
-        record["expected"] = self.expected.to_wire() if self.expected else None
-        record["actual"] = self.actual.to_wire() if self.actual else None
-        record["deleted"] = self.deleted
-        record["metadata"] = {"type": self.type}
-        record["manifest_desired"] = self.manifest_desired
-        return record
+        """The stored form: compact, because the store writes a thousand of these at a time."""
+        expected, actual = self.expected, self.actual
+        ev, av = self.expected_version, self.actual_version
+        return {
+            "expected": [expected.value, expected.timestamp] if expected else None,
+            "actual": [actual.value, actual.timestamp] if actual else None,
+            "optional": self.optional,
+            "type": self.type,
+            "deleted": self.deleted,
+            "versions": [ev.cloud, ev.edge, av.cloud, av.edge],
+            "manifest_desired": self.manifest_desired,
+        }
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> TwinProperty:
         def value(raw: Any) -> TwinValue | None:
-            if not raw:
-                return None
-            return TwinValue(str(raw["value"]), int(raw["metadata"]["timestamp"]))
+            return TwinValue(str(raw[0]), int(raw[1])) if raw else None
 
+        versions = [int(v) for v in record.get("versions", [0, 0, 0, 0])]
         return cls(
             expected=value(record.get("expected")),
             actual=value(record.get("actual")),
             optional=bool(record.get("optional", False)),
-            type=str(record.get("metadata", {}).get("type", "string")),
+            type=str(record.get("type", "string")),
             deleted=bool(record.get("deleted", False)),
-            expected_version=Version(**record.get("expected_version", {})),
-            actual_version=Version(**record.get("actual_version", {})),
+            expected_version=Version(versions[0], versions[1]),
+            actual_version=Version(versions[2], versions[3]),
             manifest_desired=str(record.get("manifest_desired", "")),
         )
 

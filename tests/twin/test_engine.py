@@ -211,7 +211,7 @@ def test_any_sequence_of_updates_keeps_the_twin_consistent(sequence: list[tuple[
         assert stored is not None
         assert (stored.value, stored.timestamp) == (value, now)
         version = prop.expected_version if side == "expected" else prop.actual_version
-        previous = before["properties"][name][f"{side}_version"]["edge"]
+        previous = before["properties"][name]["versions"][1 if side == "expected" else 3]
         assert version.edge == previous + 1
         for pending, desired_value in twin.delta(SCHEMA).items():
             pending_prop = twin.properties[pending]

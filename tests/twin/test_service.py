@@ -248,7 +248,7 @@ async def test_desired_value_is_on_disk_before_the_result_is_published(
         async with mqtt_probe(broker, f"{DEV}/twin/update/result") as probe:
             await probe.request(f"{DEV}/twin/update", desired("mode", "eco"), f"{DEV}/twin/update/result")
             stored = orjson.loads((tmp_path / "twins" / "default__thermostat.json").read_bytes())
-        assert stored["_default"]["1"]["properties"]["mode"]["expected"]["value"] == "eco"
+        assert stored["_default"]["1"]["properties"]["mode"]["expected"][0] == "eco"
         assert service.twins["default/thermostat"].properties["mode"].expected is not None
 
 

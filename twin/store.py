@@ -77,9 +77,13 @@ class AtomicJSONStorage(Storage):
         return data
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
+        self.write_bytes(orjson.dumps(data))
+
+    def write_bytes(self, raw: bytes) -> None:
+        """Replace the file with ``raw``, already serialised TinyDB JSON."""
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         with tmp.open("wb") as handle:
-            handle.write(orjson.dumps(data))
+            handle.write(raw)
             if self.fsync:
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -120,8 +124,10 @@ class TwinStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-store")
         # Twins changed since the last flush (records are built at flush time, once per flush).
         self._dirty: dict[str, DeviceTwin] = {}
-        # Every record reported.json holds: twins written behind since their last durable write.
-        self._behind: dict[str, dict[str, Any]] = {}
+        # Every record reported.json holds, serialised: twins written behind since their last
+        # durable write. Kept as bytes so a flush serialises only what changed, in the loop, in
+        # slices: serialising all in the writer thread would hold the GIL and stall requests.
+        self._behind: dict[str, bytes] = {}
         self._seq = 0
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
@@ -232,16 +238,17 @@ class TwinStore:
         dirty, self._dirty = self._dirty, {}
         for count, (device_id, twin) in enumerate(dirty.items(), start=1):
             if self._dirty.pop(device_id, None) is None:
-                self._behind[device_id] = self._record(twin)
-            if count % 100 == 0:
+                self._behind[device_id] = orjson.dumps(self._record(twin))
+            if count % 20 == 0:
                 # Building a thousand records blocks the loop for tens of ms: let requests through.
                 await asyncio.sleep(0)
         # Twins changed again while this batch was built are recorded now, in their latest state.
         for device_id, twin in self._dirty.items():
-            self._behind[device_id] = self._record(twin)
+            self._behind[device_id] = orjson.dumps(self._record(twin))
         self._dirty = {}
-        snapshot = {str(i): record for i, record in enumerate(self._behind.values(), start=1)}
-        await self._run(AtomicJSONStorage(self._reported_file, fsync=False).write, {"_default": snapshot})
+        rows = b",".join(b'"%d":%s' % (i, raw) for i, raw in enumerate(self._behind.values(), start=1))
+        snapshot = b'{"_default":{' + rows + b"}}"
+        await self._run(AtomicJSONStorage(self._reported_file, fsync=False).write_bytes, snapshot)
 
     def _record(self, twin: DeviceTwin) -> dict[str, Any]:
         # Clock-based, so a store that never called load() still writes newer numbers than the

@@ -12,7 +12,7 @@ DATA   ?= .edgetwin
 help:
 	@echo "make run    start the single-machine stack (embedded broker, twin, sample devices)"
 	@echo "make test   install test tools and run lint, import rules and all tests"
-	@echo "make bench  run the benchmarks in bench/"
+	@echo "make bench  run the benchmarks in bench/ (figures in bench/README.md)"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "edgetwin needs Python 3.11 or newer")'
@@ -31,12 +31,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy twin mappers edgetwin cloud-sync/cloud_sync node-agent/node_agent
 
 test: $(STAMP) tools lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP) tools
 	$(BIN)/python bench/twin_throughput.py
+	$(BIN)/python bench/store_writes.py
+	$(BIN)/python bench/modbus_poll.py
+	$(BIN)/python bench/apiserver.py
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache .ruff_cache .mypy_cache

@@ -30,8 +30,9 @@ VALUE_PATTERN = re.compile(r"^[a-zA-Z0-9\-_.,:/@#]{1,512}$")
 
 TypedValue = int | float | bool | str
 
-_TRUE = frozenset({"true", "1"})
-_FALSE = frozenset({"false", "0"})
+# "on"/"off" too: KubeEdge's LED samples and YAML 1.1 (which kubectl speaks) use them for switches.
+_TRUE = frozenset({"true", "1", "on"})
+_FALSE = frozenset({"false", "0", "off"})
 _INT = re.compile(r"^[+-]?\d+$")
 
 

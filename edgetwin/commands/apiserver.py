@@ -12,14 +12,12 @@ import logging
 import signal
 from pathlib import Path
 
+from edgetwin.settings import CRDS
 from twin.errors import PermanentError
 
-__all__ = ["CRD_DIR", "register", "run"]
+__all__ = ["register", "run"]
 
 log = logging.getLogger(__name__)
-
-# edgetwin/commands/apiserver.py -> the repository root holds crds/ (editable installs and checkouts).
-CRD_DIR = Path(__file__).resolve().parents[2] / "crds"
 
 
 class ApiServerFailed(PermanentError):
@@ -45,8 +43,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--crds",
         type=Path,
-        default=CRD_DIR,
-        help=f"folder of CRD manifests to install at start-up (default {CRD_DIR})",
+        default=CRDS,
+        help=f"folder of CRD manifests to install at start-up (default {CRDS})",
     )
     parser.set_defaults(run=run)
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from edgetwin.commands._stop import wait_for_stop
-from edgetwin.settings import DEFAULT_NODE, REPO_ROOT, SAMPLES, default_data_dir
+from edgetwin.settings import CRDS, DEFAULT_NODE, SAMPLES, default_data_dir
 from twin.broker import embedded_broker
 from twin.errors import TemporaryError
 from twin.manifests import load_manifests
@@ -90,6 +91,14 @@ def _banner(
     return "\n".join(lines)
 
 
+def _check_free(what: str, port: int) -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise TemporaryError(f"{what} needs 127.0.0.1:{port}, which is in use ({exc.strerror})") from exc
+
+
 @contextlib.asynccontextmanager
 async def _background(coro_name: str, coro: object) -> AsyncIterator[None]:
     """Run a coroutine for the duration of the block, cancelled at its end."""
@@ -117,7 +126,7 @@ async def run(args: argparse.Namespace) -> int:
 
             try:
                 server = await stack.enter_async_context(
-                    serve(data_dir / "apiserver", "127.0.0.1", args.apiserver_port, crds=[REPO_ROOT / "crds"])
+                    serve(data_dir / "apiserver", "127.0.0.1", args.apiserver_port, crds=[CRDS])
                 )
             except ApiServerError as exc:
                 raise TemporaryError(f"the embedded API server could not start: {exc}") from exc
@@ -126,6 +135,7 @@ async def run(args: argparse.Namespace) -> int:
         if mappers:
             from mappers.modbus.simulator import serve_sample
 
+            _check_free("the simulated Modbus PLC", SAMPLE_MODBUS_PORT)
             await stack.enter_async_context(
                 _background("simulated modbus device", serve_sample("127.0.0.1", SAMPLE_MODBUS_PORT))
             )

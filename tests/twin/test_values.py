@@ -28,6 +28,8 @@ ACCEPTED = [
     (BOOL, "FALSE", False),
     (BOOL, "1", True),
     (BOOL, "0", False),
+    (BOOL, "ON", True),
+    (BOOL, "off", False),
     (STRING, "anything-at-all", "anything-at-all"),
 ]
 

@@ -195,6 +195,10 @@ class TwinService:
                 qos=1,
             )
 
+    def _reply(self, topic: str, event_id: str, **body: Any) -> None:
+        """Publish a result: the request's event_id, a timestamp, and ``body``."""
+        self._mqtt.publish(topic, encode({"event_id": event_id, "timestamp": now_ms(), **body}), qos=1)
+
     def _reply_internal_error(self, message: Message) -> None:
         topic = parse_device_topic(message.topic)
         if topic is not None:
@@ -217,16 +221,10 @@ class TwinService:
         outcome = twin.apply_edge_update(request, schema, now_ms())
         desired = any(w is not None and w.expected is not None for w in request.twin.values())
         await self.store.save_twin(twin, durable=desired)
-        self._mqtt.publish(
+        self._reply(
             topic.reply(Action.TWIN_UPDATE_RESULT),
-            encode(
-                {
-                    "event_id": request.event_id,
-                    "timestamp": now_ms(),
-                    "twin": {c.name: c.current.to_wire() for c in outcome.changes},
-                }
-            ),
-            qos=1,
+            request.event_id,
+            twin={c.name: c.current.to_wire() for c in outcome.changes},
         )
         self._publish_events(topic.device_id, request.event_id, outcome)
 
@@ -261,11 +259,7 @@ class TwinService:
         if payload.strip():
             event_id = decode(GetRequest, payload, max_size=self.max_payload).event_id
         twin, _ = self._twin_of(topic.device_id)
-        self._mqtt.publish(
-            topic.reply(Action.TWIN_GET_RESULT),
-            encode({"event_id": event_id, "timestamp": now_ms(), "twin": twin.wire()}),
-            qos=1,
-        )
+        self._reply(topic.reply(Action.TWIN_GET_RESULT), event_id, twin=twin.wire())
 
     async def _state_update(self, topic: DeviceTopic, payload: bytes) -> None:
         twin, _ = self._twin_of(topic.device_id)
@@ -277,20 +271,14 @@ class TwinService:
             twin.last_online = _iso_now()
         twin.state = state
         await self.store.save_twin(twin, durable=False)
-        self._mqtt.publish(
+        self._reply(
             topic.reply(Action.STATE_UPDATE_RESULT),
-            encode(
-                {
-                    "event_id": request.event_id,
-                    "timestamp": now_ms(),
-                    "device": {
-                        "name": split_device_id(topic.device_id)[1],
-                        "state": twin.state,
-                        "lastOnlineTime": twin.last_online,
-                    },
-                }
-            ),
-            qos=1,
+            request.event_id,
+            device={
+                "name": split_device_id(topic.device_id)[1],
+                "state": twin.state,
+                "lastOnlineTime": twin.last_online,
+            },
         )
 
     def _membership_get(self, payload: bytes) -> None:
@@ -304,16 +292,8 @@ class TwinService:
         except EdgetwinError as exc:
             self._mqtt.publish(result_topic, error_body(peek_event_id(payload), exc.code, str(exc)), qos=1)
             return
-        self._mqtt.publish(
-            result_topic,
-            encode(
-                {
-                    "event_id": event_id,
-                    "timestamp": now_ms(),
-                    "devices": [self._member(d) for _, d in sorted(self.devices.items())],
-                }
-            ),
-            qos=1,
+        self._reply(
+            result_topic, event_id, devices=[self._member(d) for _, d in sorted(self.devices.items())]
         )
 
     def _member(self, device: Device) -> dict[str, Any]:

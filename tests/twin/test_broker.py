@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -25,18 +24,8 @@ from twin.mqtt import BrokerAddress, Message, MqttClient
 TIMEOUT = 5.0  # a guard against hanging, never an assertion about speed
 
 
-@pytest.fixture(autouse=True)
-def no_errors_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """A broker bug that escapes as an exception (ours logged, or asyncio's) fails the test."""
-    yield
-    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert not errors, [r.getMessage() for r in errors]
-
-
-@pytest.fixture
-def prefix() -> str:
-    """A topic prefix of the test's own: mosquitto is shared by every test of the session."""
-    return f"t{uuid.uuid4().hex[:10]}"
+# A broker bug that escapes as an exception (ours logged, or asyncio's) fails the test.
+pytestmark = pytest.mark.usefixtures("no_errors_logged")
 
 
 # -- topic matching (pure) ------------------------------------------------------------------------

@@ -25,7 +25,7 @@ tools:
 	@bash scripts/install-test-tools.sh
 
 run: $(STAMP)
-	$(BIN)/edgetwin up --data-dir $(DATA)
+	$(BIN)/edgetwin up --data-dir $(DATA) $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

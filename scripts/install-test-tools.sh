@@ -20,3 +20,12 @@ fi
 echo "install-test-tools: apt-get install ${need[*]}"
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+
+# The tests start their own mosquitto on free ports; Debian also starts the packaged one as a
+# service on port 1883, where `make run` puts the embedded broker. Only the binary is needed.
+if [[ " ${need[*]} " == *" mosquitto "* ]] && command -v systemctl >/dev/null 2>&1; then
+  if systemctl is-active --quiet mosquitto 2>/dev/null; then
+    echo "install-test-tools: stopping the mosquitto service apt started (the tests run their own)"
+    $sudo systemctl disable --now mosquitto >/dev/null 2>&1 || true
+  fi
+fi

@@ -19,7 +19,7 @@ from pathlib import Path
 from edgetwin.commands._stop import wait_for_stop
 from edgetwin.settings import CRDS, DEFAULT_NODE, SAMPLES, default_data_dir
 from twin.broker import embedded_broker
-from twin.errors import TemporaryError
+from twin.errors import BrokerUnavailable, TemporaryError
 from twin.manifests import load_manifests
 from twin.mqtt import BrokerAddress
 from twin.service import TwinService
@@ -120,7 +120,13 @@ async def run(args: argparse.Namespace) -> int:
         if args.broker:
             broker = BrokerAddress.parse(args.broker)
         else:
-            broker = await stack.enter_async_context(embedded_broker("127.0.0.1", args.mqtt_port))
+            try:
+                broker = await stack.enter_async_context(embedded_broker("127.0.0.1", args.mqtt_port))
+            except BrokerUnavailable as exc:
+                raise BrokerUnavailable(
+                    f"{exc}. If another MQTT broker (a mosquitto service?) holds the port, use it with "
+                    f"--broker mqtt://127.0.0.1:{args.mqtt_port}, or pick another port with --mqtt-port"
+                ) from exc
         if not args.no_apiserver:
             from cloud_sync.apiserver import ApiServerError, serve
 

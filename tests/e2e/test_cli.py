@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 from pathlib import Path
 
@@ -111,6 +112,16 @@ async def test_up_runs_the_whole_stack_with_a_simulated_plc(tmp_path: Path) -> N
         )
         assert kubectl.returncode == 0, kubectl.stderr
         assert "customresourcedefinition.apiextensions.k8s.io/devices.devices.kubeedge.io" in kubectl.stdout
+
+
+def test_up_on_a_taken_port_says_how_to_use_the_broker_there(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("up", "--mqtt-port", str(port), "--data-dir", str(tmp_path), "--no-apiserver")
+    assert result.returncode != 0
+    assert f"--broker mqtt://127.0.0.1:{port}" in result.stderr
 
 
 async def test_broker_command_serves_kubeedge_topics() -> None:

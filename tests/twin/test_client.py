@@ -1,0 +1,63 @@
+"""``TwinClient``, the asyncio API for apps, against a real twin service on both brokers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from twin.client import TwinClient
+from twin.errors import RequestRefused, UnknownDevice
+from twin.mqtt import BrokerAddress
+from twin.service import TwinService
+
+
+async def test_get_set_report_and_watch(twin_service: TwinService, broker: BrokerAddress) -> None:
+    async with TwinClient(broker) as client, client.subscription("thermostat") as events:
+        state = await client.get("thermostat")
+        assert state["target"].desired == "20"
+        assert state["target"].type == "int"
+        changed = await client.set_desired("default/thermostat", {"target": "25"})
+        assert changed["target"].desired == "25"
+        document = await events.get()
+        assert document.kind == "document"
+        assert document.current["target"].desired == "25"
+        delta = await events.get()
+        assert (delta.kind, delta.delta) == ("delta", {"target": "25"})
+        reported = await client.report("thermostat", {"target": "25"})
+        assert reported["target"].reported == "25"
+        settled = await events.get()
+        assert settled.kind == "document"
+        assert settled.current["target"].reported == "25"
+
+
+async def test_a_subscription_to_every_device_sees_namespaced_ones(
+    twin_service: TwinService, broker: BrokerAddress
+) -> None:
+    async with TwinClient(broker) as client, client.subscription(kinds=("document",)) as events:
+        await client.report("plant/boiler", {"temperature": "71.5"})
+        event = await asyncio.wait_for(events.get(), 5)
+    assert event.device_id == "plant/boiler"
+    assert event.current["temperature"].reported == "71.5"
+
+
+async def test_errors_come_back_as_named_exceptions(twin_service: TwinService, broker: BrokerAddress) -> None:
+    async with TwinClient(broker) as client:
+        with pytest.raises(UnknownDevice, match="ghost"):
+            await client.get("ghost")
+        with pytest.raises(RequestRefused, match="above the maximum 30") as refused:
+            await client.set_desired("thermostat", {"target": "31"})
+        assert refused.value.code == 400
+
+
+async def test_members_lists_the_devices_of_a_node(twin_service: TwinService, broker: BrokerAddress) -> None:
+    async with TwinClient(broker) as client:
+        members = await client.members("edge-node-1")
+    assert [m["id"] for m in members] == ["default/thermostat", "plant/boiler"]
+
+
+async def test_no_answer_is_a_clear_error(broker: BrokerAddress) -> None:
+    async with TwinClient(broker, timeout=0.3) as client:
+        with pytest.raises(RequestRefused, match="is the twin service running") as refused:
+            await client.get("thermostat")
+    assert refused.value.code == 504

@@ -170,7 +170,11 @@ class UpdateOutcome:
 
 @dataclass
 class DeviceTwin:
-    """All twin properties of one device, plus its connection state."""
+    """All twin properties of one device, plus its connection state.
+
+    A ``TwinProperty`` held here is never changed in place: every change stores a new one. So a
+    ``Change`` can point at the states before and after without copying them.
+    """
 
     device_id: str
     properties: dict[str, TwinProperty] = field(default_factory=dict)
@@ -181,33 +185,31 @@ class DeviceTwin:
 
     def sync_definition(self, device: Device, schema: DeviceSchema, now: int) -> UpdateOutcome:
         """Make the twin follow its Device manifest: new properties, dropped ones, new desired values."""
-        changes: list[Change] = []
         wanted = {p.name: p for p in device.spec.properties}
         for name, prop in wanted.items():
+            if prop.desired is not None and prop.desired.value:
+                schema.properties[name].check_desired(prop.desired.value)
+        changes: list[Change] = []
+        for name, prop in wanted.items():
             type_name = schema.properties[name].type.wire_name
-            current = self.properties.get(name)
-            last = current.clone() if current is not None else None
-            if current is None or current.deleted:
-                current = TwinProperty(type=type_name)
-                self.properties[name] = current
-            modified = last is None or last.deleted or current.type != type_name
+            last = self.properties.get(name)
+            current = last.clone() if last is not None else TwinProperty(type=type_name)
+            modified = last is None or current.type != type_name
             current.type = type_name
             desired = prop.desired.value if prop.desired is not None else ""
             if desired and desired != current.manifest_desired:
-                schema.properties[name].check_desired(desired)
                 current.expected = TwinValue(desired, now)
                 current.expected_version.cloud += 1
                 current.manifest_desired = desired
                 modified = True
             if modified:
-                changes.append(Change(name, last, current.clone()))
-        for name in list(self.properties):
-            if name not in wanted and not self.properties[name].deleted:
-                last = self.properties[name].clone()
-                del self.properties[name]
-                gone = last.clone()
-                gone.deleted = True
-                changes.append(Change(name, last, gone))
+                self.properties[name] = current
+                changes.append(Change(name, last, current))
+        for name in [n for n in self.properties if n not in wanted]:
+            last = self.properties.pop(name)
+            gone = last.clone()
+            gone.deleted = True
+            changes.append(Change(name, last, gone))
         return UpdateOutcome(changes)
 
     # -- edge updates ---------------------------------------------------------------------------
@@ -228,7 +230,7 @@ class DeviceTwin:
                 current.actual = TwinValue(wire.actual.value or "", now)
                 current.actual_version.edge += 1
             self.properties[name] = current
-            changes.append(Change(name, last.clone() if last is not None else None, current.clone()))
+            changes.append(Change(name, last, current))
         return UpdateOutcome(changes)
 
     def _plan(self, name: str, wire: WireTwin | None, schema: DeviceSchema) -> tuple[str, WireTwin]:
@@ -264,9 +266,8 @@ class DeviceTwin:
         prop_schema = schema.get(name)
         if value:
             prop_schema.check_desired(value)
-        current = self.properties.get(name)
-        if current is None:
-            current = self.properties[name] = TwinProperty(type=prop_schema.type.wire_name)
+        last = self.properties.get(name)
+        current = last.clone() if last is not None else TwinProperty(type=prop_schema.type.wire_name)
         if version.edge < current.expected_version.edge:
             raise VersionConflict(
                 f"property {name!r}: the cloud write (edge version {version.edge}) lost to a local "
@@ -274,10 +275,10 @@ class DeviceTwin:
             )
         if version.cloud <= current.expected_version.cloud:
             return UpdateOutcome([])
-        last = current.clone()
         current.expected = TwinValue(value, now)
         current.expected_version.cloud = version.cloud
-        return UpdateOutcome([Change(name, last, current.clone())])
+        self.properties[name] = current
+        return UpdateOutcome([Change(name, last, current)])
 
     # -- views ------------------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ def test_bad_broker_urls_are_refused(url: str) -> None:
 
 async def test_every_connection_sets_tcp_nodelay(broker: BrokerAddress) -> None:
     async with MqttClient(broker) as client:
-        sock = client._client.socket()
+        sock = client.socket
         assert sock is not None
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 

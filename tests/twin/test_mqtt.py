@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -84,3 +86,101 @@ async def test_twin_service_keeps_serving_after_the_broker_restarts(
                 except Exception:  # noqa: BLE001 - the twin may not have re-subscribed yet
                     await asyncio.sleep(0.1)
         assert state["target"].desired == "20"
+
+
+async def test_qos1_messages_published_while_the_broker_is_away_are_delivered_after(
+    private_mosquitto: Mosquitto,
+) -> None:
+    received: asyncio.Queue[Message] = asyncio.Queue()
+    address = private_mosquitto.address
+    async with MqttClient(address, on_message=received.put_nowait) as subscriber:
+        await subscriber.subscribe("plant/#")
+        async with MqttClient(address) as publisher:
+            private_mosquitto.stop()
+            async with asyncio.timeout(10):
+                while publisher.connected:
+                    await asyncio.sleep(0.01)
+            for n in range(5):
+                publisher.publish("plant/pump", f"reading {n}".encode(), qos=1)
+            publisher.publish("plant/pump", b"lost at QoS 0", qos=0)
+            private_mosquitto.start()
+            async with asyncio.timeout(20):
+                await publisher.wait_connected()
+                await subscriber.wait_connected()
+                # The subscriber's session is new: wait until its subscription is back, then check.
+                payloads = []
+                while len(payloads) < 5:
+                    payloads.append((await received.get()).payload)
+    assert payloads == [f"reading {n}".encode() for n in range(5)]
+
+
+async def test_publish_confirmed_waits_for_the_broker(broker: BrokerAddress) -> None:
+    received: asyncio.Queue[Message] = asyncio.Queue()
+    async with MqttClient(broker, on_message=received.put_nowait) as client:
+        await client.subscribe("$hw/events/device/+/twin/update", qos=1)
+        await client.publish_confirmed("$hw/events/device/led/twin/update", b"{}")
+        message = await asyncio.wait_for(received.get(), 5)
+    assert message == Message("$hw/events/device/led/twin/update", b"{}")
+
+
+def test_publishing_to_a_wildcard_or_at_qos_2_is_refused() -> None:
+    client = MqttClient(BrokerAddress())
+    with pytest.raises(ValueError, match="wildcards"):
+        client.publish("plant/#", b"x")
+    with pytest.raises(ValueError, match="QoS 2"):
+        client.publish("plant/pump", b"x", qos=2)
+
+
+async def test_qos2_deliveries_from_the_broker_arrive_once(mosquitto: Mosquitto) -> None:
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    received: asyncio.Queue[Message] = asyncio.Queue()
+    async with MqttClient(mosquitto.address, on_message=received.put_nowait) as subscriber:
+        await subscriber.subscribe("qos2/test", qos=2)
+        publisher = paho.Client(CallbackAPIVersion.VERSION2)
+        publisher.connect(mosquitto.address.host, mosquitto.address.port)
+        publisher.loop_start()
+        try:
+            info = publisher.publish("qos2/test", b"exactly once", qos=2)
+            await asyncio.to_thread(info.wait_for_publish, 5)
+            message = await asyncio.wait_for(received.get(), 5)
+            await subscriber.publish_confirmed("qos2/done", b"")  # a round trip after the QoS 2 flow
+        finally:
+            publisher.loop_stop()
+            publisher.disconnect()
+    assert message.payload == b"exactly once"
+    assert received.empty()
+
+
+@contextlib.asynccontextmanager
+async def fake_broker(reply: bytes) -> AsyncIterator[BrokerAddress]:
+    """A server that answers the first packet with ``reply`` and waits for the client to leave."""
+    done = asyncio.Event()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.read(1024)
+            writer.write(reply)
+            await writer.drain()
+            await reader.read()  # until the client hangs up
+        finally:
+            writer.close()
+            done.set()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    async with server:
+        yield BrokerAddress("127.0.0.1", server.sockets[0].getsockname()[1])
+        await asyncio.wait_for(done.wait(), 5)
+
+
+async def test_a_refused_connection_says_why() -> None:
+    async with fake_broker(bytes([0x20, 2, 0, 5])) as address:  # CONNACK: not authorised
+        with pytest.raises(BrokerUnavailable, match="refused the connection: not authorised"):
+            await MqttClient(address).connect(timeout=5)
+
+
+async def test_a_broker_sending_garbage_is_dropped_not_crashing() -> None:
+    async with fake_broker(b"HTTP/1.1 400 Bad Request\r\n\r\n") as address:
+        with pytest.raises(BrokerUnavailable):
+            await MqttClient(address).connect(timeout=2)

@@ -76,6 +76,11 @@ class ApiError(Exception):
         return status
 
 
+def _qualified(resource: str, group: str) -> str:
+    """``devices.devices.kubeedge.io``, or ``pods`` for the core group, as the real server writes it."""
+    return f"{resource}.{group}" if group else resource
+
+
 def _details(kind: str, group: str, name: str) -> dict[str, Any]:
     details: dict[str, Any] = {"name": name, "kind": kind}
     if group:
@@ -99,7 +104,7 @@ class NotFound(ApiError):
 
     @classmethod
     def object(cls, resource: str, group: str, name: str) -> NotFound:
-        qualified = f"{resource}.{group}" if group else resource
+        qualified = _qualified(resource, group)
         return cls(f'{qualified} "{name}" not found', details=_details(resource, group, name))
 
 
@@ -114,7 +119,7 @@ class AlreadyExists(ApiError):
 
     @classmethod
     def object(cls, resource: str, group: str, name: str) -> AlreadyExists:
-        qualified = f"{resource}.{group}" if group else resource
+        qualified = _qualified(resource, group)
         return cls(f'{qualified} "{name}" already exists', details=_details(resource, group, name))
 
 
@@ -124,7 +129,7 @@ class Conflict(ApiError):
 
     @classmethod
     def stale(cls, resource: str, group: str, name: str) -> Conflict:
-        qualified = f"{resource}.{group}" if group else resource
+        qualified = _qualified(resource, group)
         return cls(
             f'Operation cannot be fulfilled on {qualified} "{name}": the object has been modified; '
             "please apply your changes to the latest version and try again",
@@ -147,7 +152,7 @@ class Invalid(ApiError):
     reason = "Invalid"
 
     def __init__(self, kind: str, group: str, name: str, causes: list[Cause]) -> None:
-        qualified = f"{kind}.{group}" if group else kind
+        qualified = _qualified(kind, group)
         summary = ", ".join(f"{c.field}: {c.message}" for c in causes)
         details = _details(kind, group, name)
         details["causes"] = [c.to_dict() for c in causes]

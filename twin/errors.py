@@ -20,7 +20,12 @@ PermanentError split)::
         │   └── ForbiddenKey        a key or value outside KubeEdge's character rules
         ├── VersionConflict         a cloud write that lost a race with a local write  (409)
         ├── RequestRefused          the twin answered a client's request with an error
-        └── DeviceRefused           the device answered with an error (Modbus exception…)
+        ├── DeviceRefused           the device answered with an error (Modbus exception…)
+        └── StoreCorrupt            a file of the twin store that cannot be read
+
+Packages add leaves where the error is theirs alone (``mappers.PluginUnavailable``, a
+PermanentError; ``cloud_sync.apiserver``'s Kubernetes ``Status`` errors, which never leave the
+API server).
 
 Library exceptions are translated once, at the boundary, into the most specific class here
 (``raise DeviceUnreachable(...) from exc``). Each class carries the MQTT result ``code`` it maps to.
@@ -109,3 +114,7 @@ class RequestRefused(PermanentError):
 
 class DeviceRefused(PermanentError):
     """The device answered a request with an error (a Modbus exception code, an OPC UA bad status)."""
+
+
+class StoreCorrupt(PermanentError):
+    """A file of the twin store that cannot be read; it is moved aside, never silently overwritten."""

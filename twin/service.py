@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -309,11 +308,6 @@ class TwinService:
                 "model": self.models[device.model_key].model_dump(mode="json"),
             },
         }
-
-    # -- in-process access ----------------------------------------------------------------------
-
-    def device_ids(self) -> Iterable[str]:
-        return self.devices.keys()
 
 
 def _iso_now() -> str:

@@ -41,17 +41,13 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 
 from twin.engine import DeviceTwin
-from twin.errors import EdgetwinError
+from twin.errors import StoreCorrupt
 from twin.manifests import parse_manifest
 from twin.models import Device, DeviceModel
 
 __all__ = ["AtomicJSONStorage", "StoreCorrupt", "StoredState", "TwinStore"]
 
 log = logging.getLogger(__name__)
-
-
-class StoreCorrupt(EdgetwinError):
-    """A store file that cannot be read; it is moved aside, never silently overwritten."""
 
 
 class AtomicJSONStorage(Storage):

@@ -13,8 +13,9 @@ import argparse
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
+from typing import Any
 
 from edgetwin.commands._stop import wait_for_stop
 from edgetwin.settings import CRDS, DEFAULT_NODE, SAMPLES, default_data_dir
@@ -100,9 +101,8 @@ def _check_free(what: str, port: int) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _background(coro_name: str, coro: object) -> AsyncIterator[None]:
+async def _background(coro_name: str, coro: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
     """Run a coroutine for the duration of the block, cancelled at its end."""
-    assert asyncio.iscoroutine(coro)
     task = asyncio.create_task(coro, name=coro_name)
     try:
         yield

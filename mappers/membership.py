@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from twin.codec import encode, now_ms
 from twin.errors import InvalidPayload
 from twin.models import Device, DeviceModel
+from twin.topics import full_device_id
 
 __all__ = ["Member", "MembershipChange", "membership_request", "parse_membership"]
 
@@ -57,8 +58,8 @@ class _Body(BaseModel):
 
 def _id(entry: _Entry) -> str:
     if entry.id:
-        return entry.id if "/" in entry.id else f"default/{entry.id}"
-    return f"default/{entry.name}" if entry.name else ""
+        return full_device_id(entry.id)
+    return full_device_id(entry.name) if entry.name else ""
 
 
 def _member(entry: _Entry) -> Member | None:

@@ -29,7 +29,7 @@ import orjson
 from twin.codec import encode, now_ms
 from twin.errors import RequestRefused, UnknownDevice, VersionConflict
 from twin.mqtt import BrokerAddress, Message, MqttClient
-from twin.topics import DEVICE_PREFIX, Action, device_topic, membership_topic
+from twin.topics import DEVICE_PREFIX, Action, device_topic, full_device_id, membership_topic
 
 __all__ = ["PropertyState", "TwinClient", "TwinEvent"]
 
@@ -176,8 +176,7 @@ class TwinClient:
         return list(devices) if isinstance(devices, list) else []
 
     async def _request(self, device_id: str, action: Action, body: dict[str, Any]) -> dict[str, Any]:
-        if device_id.count("/") != 1:
-            device_id = f"default/{device_id}"
+        device_id = full_device_id(device_id)
         event_id = self._next_id()
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[event_id] = future
@@ -214,8 +213,8 @@ class TwinClient:
         self, device_id: str | None = None, kinds: tuple[EventKind, ...] = ("document", "delta")
     ) -> AsyncIterator[asyncio.Queue[TwinEvent]]:
         """A queue of documents/deltas for one device (``namespace/name``) or all; subscribed on entry."""
-        if device_id is not None and device_id.count("/") != 1:
-            device_id = f"default/{device_id}"
+        if device_id is not None:
+            device_id = full_device_id(device_id)
         level = device_id if device_id is not None else "+/+"
         actions = {"document": Action.TWIN_UPDATE_DOCUMENT, "delta": Action.TWIN_UPDATE_DELTA}
         topics = [f"{DEVICE_PREFIX}{level}/{actions[k].value}" for k in kinds]

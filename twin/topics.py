@@ -17,6 +17,7 @@ __all__ = [
     "DeviceTopic",
     "device_topic",
     "event_topics",
+    "full_device_id",
     "membership_topic",
     "parse_device_topic",
     "request_filters",
@@ -58,6 +59,11 @@ class DeviceTopic:
     def reply(self, action: Action) -> str:
         """The topic for ``action`` on the same id form the request used."""
         return device_topic(self.device_id, action, legacy=self.legacy)
+
+
+def full_device_id(device_id: str) -> str:
+    """``namespace/name`` from either form a user or a KubeEdge client writes (bare ``name`` = default)."""
+    return device_id if "/" in device_id else f"default/{device_id}"
 
 
 def split_device_id(device_id: str) -> tuple[str, str]:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from edgetwin.settings import default_broker
 from twin.client import PropertyState, TwinClient, TwinEvent
+from twin.topics import full_device_id
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -92,7 +93,7 @@ def _describe(event: TwinEvent) -> str:
 
 async def run_watch(args: argparse.Namespace) -> int:
     seen = 0
-    device = args.device if args.device is None or "/" in args.device else f"default/{args.device}"
+    device = None if args.device is None else full_device_id(args.device)
     async with (
         TwinClient(args.broker, timeout=args.timeout) as client,
         client.subscription(device) as events,

@@ -92,10 +92,9 @@ class TwinService:
     async def start(self, manifests: Manifests | None = None) -> None:
         stored = self.store.load()
         self.twins = stored.twins
-        given = manifests or Manifests()
-        models = {**stored.models, **given.models} if manifests is None else dict(given.models)
-        devices = stored.devices if manifests is None else given.devices
-        await self._apply_definitions(models, devices, announce=False)
+        # Given manifests replace what is stored; without them the store is the truth.
+        source = Manifests(stored.models, stored.devices) if manifests is None else manifests
+        await self._apply_definitions(dict(source.models), dict(source.devices), announce=False)
         await self._mqtt.connect()
         await self._mqtt.subscribe(*request_filters(), membership_topic(self.node, "get"))
         # Definitions and twins live as long as the service: move them out of the collector's sight,

@@ -31,7 +31,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/mypy twin mappers edgetwin cloud-sync/cloud_sync node-agent/node_agent
+	$(BIN)/mypy edgemqtt twin mappers edgetwin cloud-sync/cloud_sync api-server/api_server node-agent/node_agent
 
 test: $(STAMP) tools lint
 	$(BIN)/python -m pytest

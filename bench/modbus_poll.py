@@ -168,10 +168,10 @@ class _Counting(ModbusMapper):
 
 async def through_runner(port: int, seconds: float) -> float:
     """The whole SDK: membership, poll loop, reporting to the twin; properties read per second."""
+    from edgemqtt.broker import embedded_broker
     from mappers.registry import Registry
     from mappers.runner import MapperRunner
     from mappers.settings import RunnerSettings
-    from twin.broker import embedded_broker
     from twin.manifests import Manifests
     from twin.service import TwinService
     from twin.store import TwinStore

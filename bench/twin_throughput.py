@@ -49,6 +49,7 @@ from pathlib import Path
 import orjson
 from _common import LOOPBACK, broker_process, cpu_seconds, machine, machine_cpu_seconds, percentile, table
 
+from edgemqtt.client import BrokerAddress, MqttClient
 from twin.manifests import Manifests
 from twin.models import (
     AccessMode,
@@ -62,7 +63,6 @@ from twin.models import (
     ObjectMeta,
     PropertyType,
 )
-from twin.mqtt import BrokerAddress, MqttClient
 from twin.service import TwinService
 from twin.store import TwinStore
 from twin.topics import DEVICE_PREFIX

@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from edgemqtt.errors import MqttError
 from twin.errors import EdgetwinError
 
 __all__ = ["build_parser", "main"]
@@ -61,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EdgetwinError as exc:
         print(f"edgetwin {args.command}: error: {exc}", file=sys.stderr)
         return 2 if exc.code < 500 else 1
+    except MqttError as exc:
+        print(f"edgetwin {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return int(result or 0)

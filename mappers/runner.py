@@ -20,13 +20,14 @@ from collections.abc import Sequence
 
 import orjson
 
+from edgemqtt.client import BrokerAddress, Message, MqttClient
+from edgemqtt.errors import BrokerUnavailable
 from mappers.bus import Buses
 from mappers.membership import Member, MembershipChange, membership_request, parse_membership
 from mappers.registry import PluginUnavailable, Registry
 from mappers.settings import RunnerSettings
 from mappers.worker import REPORT_PREFIX, DeviceWorker
-from twin.errors import BrokerUnavailable, InvalidPayload
-from twin.mqtt import BrokerAddress, Message, MqttClient
+from twin.errors import InvalidPayload
 from twin.topics import DEVICE_PREFIX, Action, membership_topic
 
 __all__ = ["MapperRunner", "run_mappers"]

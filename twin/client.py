@@ -26,9 +26,10 @@ from typing import Any, Literal, Self
 
 import orjson
 
+from edgemqtt.client import BrokerAddress, Message, MqttClient
+from twin._transport import translate_mqtt_errors
 from twin.codec import encode, now_ms
 from twin.errors import RequestRefused, UnknownDevice, VersionConflict
-from twin.mqtt import BrokerAddress, Message, MqttClient
 from twin.topics import DEVICE_PREFIX, Action, device_topic, full_device_id, membership_topic
 
 __all__ = ["PropertyState", "TwinClient", "TwinEvent"]
@@ -118,8 +119,9 @@ class TwinClient:
         self._ids = itertools.count(1)
 
     async def __aenter__(self) -> Self:
-        await self._mqtt.connect()
-        await self._mqtt.subscribe(*_result_filters())
+        with translate_mqtt_errors():
+            await self._mqtt.connect()
+            await self._mqtt.subscribe(*_result_filters())
         return self
 
     async def __aexit__(
@@ -162,7 +164,8 @@ class TwinClient:
         event_id = self._next_id()
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[event_id] = future
-        await self._mqtt.subscribe(result_topic)
+        with translate_mqtt_errors():
+            await self._mqtt.subscribe(result_topic)
         try:
             self._mqtt.publish(
                 membership_topic(node, "get"), encode({"event_id": event_id, "timestamp": now_ms()}), qos=1
@@ -221,7 +224,8 @@ class TwinClient:
         queue: asyncio.Queue[TwinEvent] = asyncio.Queue()
         entry = (device_id, queue)
         self._watchers.append(entry)
-        await self._mqtt.subscribe(*topics)
+        with translate_mqtt_errors():
+            await self._mqtt.subscribe(*topics)
         try:
             yield queue
         finally:

@@ -24,7 +24,7 @@ PermanentError split)::
         └── StoreCorrupt            a file of the twin store that cannot be read
 
 Packages add leaves where the error is theirs alone (``mappers.PluginUnavailable``, a
-PermanentError; ``cloud_sync.apiserver``'s Kubernetes ``Status`` errors, which never leave the
+PermanentError; ``api_server``'s Kubernetes ``Status`` errors, which never leave the
 API server).
 
 Library exceptions are translated once, at the boundary, into the most specific class here

@@ -15,6 +15,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from edgemqtt.client import BrokerAddress, Message, MqttClient
+from twin._transport import translate_mqtt_errors
 from twin.codec import (
     DEFAULT_MAX_PAYLOAD,
     DEVICE_STATES,
@@ -32,7 +34,6 @@ from twin.engine import DeviceSchema, DeviceTwin, UpdateOutcome
 from twin.errors import EdgetwinError, InvalidPayload, PermanentError, UnknownDevice
 from twin.manifests import Manifests, check_consistency
 from twin.models import Device, DeviceModel
-from twin.mqtt import BrokerAddress, Message, MqttClient
 from twin.store import TwinStore
 from twin.topics import (
     Action,
@@ -95,8 +96,9 @@ class TwinService:
         # Given manifests replace what is stored; without them the store is the truth.
         source = Manifests(stored.models, stored.devices) if manifests is None else manifests
         await self._apply_definitions(dict(source.models), dict(source.devices), announce=False)
-        await self._mqtt.connect()
-        await self._mqtt.subscribe(*request_filters(), membership_topic(self.node, "get"))
+        with translate_mqtt_errors():
+            await self._mqtt.connect()
+            await self._mqtt.subscribe(*request_filters(), membership_topic(self.node, "get"))
         # Definitions and twins live as long as the service: move them out of the collector's sight,
         # which removes 10-60 ms collection pauses with a thousand devices (objects are still freed
         # by reference counting).

@@ -1,6 +1,5 @@
-"""The Kubernetes side of edgetwin.
+"""The Kubernetes side of edgetwin: Device CRDs mirrored to edge twins and back, edge Nodes, pods.
 
-Today it holds the embedded Kubernetes-compatible API server (``cloud_sync.apiserver``) that real
-kubectl and the ``kubernetes`` client accept. Mirroring twins to Device objects, the node registry
-and carrying pods to edge nodes (DESIGN.md §6, §7) are planned work.
+It talks to any Kubernetes API through the ``kubernetes`` client. The embedded API server for
+single machines is its own package (``api_server``), which cloud-sync never imports.
 """

@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 async def run(args: argparse.Namespace) -> int:
-    from cloud_sync.apiserver import ApiServerError, serve
+    from api_server import ApiServerError, serve
 
     crds = [args.crds] if args.crds.exists() else []
     if not crds:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from edgemqtt.broker import embedded_broker
 from edgetwin.commands._stop import wait_for_stop
-from twin.broker import embedded_broker
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

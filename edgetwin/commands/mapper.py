@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edgemqtt.client import BrokerAddress
 from edgetwin.settings import DEFAULT_NODE, default_broker
 from mappers import PluginUnavailable, Registry, run_mappers
 from mappers.scaffold import scaffold
-from twin.mqtt import BrokerAddress
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -6,10 +6,10 @@ import argparse
 import asyncio
 from pathlib import Path
 
+from edgemqtt.client import BrokerAddress
 from edgetwin.commands._stop import wait_for_stop
 from edgetwin.settings import default_broker, default_data_dir
 from twin.manifests import load_manifests
-from twin.mqtt import BrokerAddress
 from twin.service import TwinService
 from twin.store import TwinStore
 

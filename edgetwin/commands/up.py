@@ -17,12 +17,13 @@ from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
 
+from edgemqtt.broker import embedded_broker
+from edgemqtt.client import BrokerAddress
+from edgemqtt.errors import BrokerUnavailable
 from edgetwin.commands._stop import wait_for_stop
 from edgetwin.settings import CRDS, DEFAULT_NODE, SAMPLES, default_data_dir
-from twin.broker import embedded_broker
-from twin.errors import BrokerUnavailable, TemporaryError
+from twin.errors import TemporaryError
 from twin.manifests import load_manifests
-from twin.mqtt import BrokerAddress
 from twin.service import TwinService
 from twin.store import TwinStore
 
@@ -123,12 +124,12 @@ async def run(args: argparse.Namespace) -> int:
             try:
                 broker = await stack.enter_async_context(embedded_broker("127.0.0.1", args.mqtt_port))
             except BrokerUnavailable as exc:
-                raise BrokerUnavailable(
+                raise TemporaryError(
                     f"{exc}. If another MQTT broker (a mosquitto service?) holds the port, use it with "
                     f"--broker mqtt://127.0.0.1:{args.mqtt_port}, or pick another port with --mqtt-port"
                 ) from exc
         if not args.no_apiserver:
-            from cloud_sync.apiserver import ApiServerError, serve
+            from api_server import ApiServerError, serve
 
             try:
                 server = await stack.enter_async_context(

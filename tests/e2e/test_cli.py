@@ -7,13 +7,13 @@ import socket
 import subprocess
 from pathlib import Path
 
+from edgemqtt.client import BrokerAddress
 from tests.fixtures.brokers import Mosquitto
 from tests.fixtures.mqtt import mqtt_probe
 from tests.fixtures.processes import EDGETWIN, run_cli, service
 from tests.fixtures.tools import VENV_BIN, free_port
 from tests.fixtures.twin import SAMPLE_DEVICES
 from twin.client import TwinClient
-from twin.mqtt import BrokerAddress
 
 
 def test_help_lists_the_commands() -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from edgemqtt.client import BrokerAddress
 from mappers.registry import Registry
 from mappers.runner import MapperRunner
 from mappers.settings import RunnerSettings
@@ -22,7 +23,6 @@ from tests.fixtures.mqtt import MqttProbe, mqtt_probe
 from tests.fixtures.twin import start_twin
 from tests.mappers.builders import NODE
 from twin.manifests import Manifests
-from twin.mqtt import BrokerAddress
 from twin.service import TwinService
 
 FAST = RunnerSettings(

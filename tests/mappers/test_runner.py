@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from edgemqtt.client import BrokerAddress
 from mappers.plugin import MappedProperty, Mapper, PluginConfig
 from mappers.registry import Registry
 from mappers.runner import MapperRunner
@@ -22,7 +23,6 @@ from tests.mappers.builders import device, manifests, model
 from tests.mappers.harness import FAST, mapper_stack, until
 from twin.client import TwinClient
 from twin.models import Device
-from twin.mqtt import BrokerAddress
 
 THERMO = model(
     "thermo-model",

@@ -17,9 +17,9 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from twin.broker import EmbeddedBroker, embedded_broker, topic_matches
-from twin.errors import BrokerUnavailable
-from twin.mqtt import BrokerAddress, Message, MqttClient
+from edgemqtt.broker import EmbeddedBroker, embedded_broker, topic_matches
+from edgemqtt.client import BrokerAddress, Message, MqttClient
+from edgemqtt.errors import BrokerUnavailable
 
 TIMEOUT = 5.0  # a guard against hanging, never an assertion about speed
 

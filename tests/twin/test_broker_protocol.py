@@ -1,6 +1,6 @@
 """The embedded MQTT broker byte by byte, over raw sockets, next to mosquitto.
 
-Tests that take the ``broker`` fixture run against mosquitto and against ``twin.broker``: where they
+Tests that take the ``broker`` fixture run against mosquitto and against ``edgemqtt.broker``: where they
 pass on both, the embedded broker behaves as mosquitto does. Absence of a message is shown with a
 fence: a later message on the same path (same publisher, same subscriber), which MQTT delivers in
 order, so everything that was going to arrive before it has arrived when it does.
@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from twin.mqtt import BrokerAddress
+from edgemqtt.client import BrokerAddress
 
 CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP = 1, 2, 3, 4, 5, 6, 7
 SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK, PINGREQ, PINGRESP, DISCONNECT = 8, 9, 10, 11, 12, 13, 14

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
+from edgemqtt.client import BrokerAddress
 from twin.client import TwinClient
 from twin.errors import RequestRefused, UnknownDevice
-from twin.mqtt import BrokerAddress
 from twin.service import TwinService
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from edgemqtt.client import BrokerAddress, Message, MqttClient
+from edgemqtt.errors import BrokerUnavailable
 from tests.fixtures.brokers import Mosquitto
 from tests.fixtures.twin import SAMPLE_DEVICES, start_twin
 from twin.client import TwinClient
-from twin.errors import BrokerUnavailable
-from twin.mqtt import BrokerAddress, Message, MqttClient
 
 
 @pytest.mark.parametrize(

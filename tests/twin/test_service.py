@@ -8,10 +8,10 @@ from typing import Any
 import orjson
 import pytest
 
+from edgemqtt.client import BrokerAddress
 from tests.fixtures.mqtt import mqtt_probe
 from tests.fixtures.twin import SAMPLE_DEVICES, start_twin
 from twin.manifests import load_manifests
-from twin.mqtt import BrokerAddress
 from twin.service import TwinService
 
 DEV = "$hw/events/device/default/thermostat"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from cloud_sync.apiserver.patch import apply_merge_patch
+from api_server.patch import apply_merge_patch
 
 __all__ = ["apply_configuration", "fields_of"]
 

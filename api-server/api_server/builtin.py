@@ -7,7 +7,7 @@ bodies are stored as given (no Go-struct schema here): the server adds metadata,
 
 from __future__ import annotations
 
-from cloud_sync.apiserver.resources import ResourceType
+from api_server.resources import ResourceType
 
 __all__ = ["BUILTIN_TYPES", "CRD_TYPE", "DEFAULT_NAMESPACES", "EVENT_TYPE", "NAMESPACE_TYPE"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from cloud_sync.apiserver.errors import BadRequest, Cause, Invalid
+from api_server.errors import BadRequest, Cause, Invalid
 
 __all__ = ["apply_json_patch", "apply_merge_patch", "apply_strategic_merge_patch"]
 

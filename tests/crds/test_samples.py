@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cloud_sync.apiserver.schema import apply_defaults, prune_unknown, validate
+from api_server.schema import apply_defaults, prune_unknown, validate
 from tests.fixtures.apiserver import CRD_DIR, SAMPLES_DIR
 from twin.manifests import load_manifests
 

@@ -42,7 +42,9 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from twin._mqtt_wire import (
+from edgemqtt.client import BrokerAddress
+from edgemqtt.errors import BrokerUnavailable, ProtocolViolation
+from edgemqtt.wire import (
     CONNACK,
     CONNECT,
     DISCONNECT,
@@ -59,15 +61,12 @@ from twin._mqtt_wire import (
     UNSUBSCRIBE,
     PacketBody,
     PacketReader,
-    ProtocolViolation,
     packet,
     publish_packet,
     topic_matches,
     valid_filter,
     valid_topic,
 )
-from twin.errors import BrokerUnavailable
-from twin.mqtt import BrokerAddress
 
 __all__ = ["EmbeddedBroker", "embedded_broker", "topic_matches"]
 

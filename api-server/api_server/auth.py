@@ -18,7 +18,7 @@ import yaml
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from cloud_sync.apiserver.errors import Unauthorized
+from api_server.errors import Unauthorized
 
 __all__ = ["auth_middleware", "load_or_create_token", "write_kubeconfig"]
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from cloud_sync.apiserver.errors import BadRequest, UnsupportedMediaType
+from api_server.errors import BadRequest, UnsupportedMediaType
 
 __all__ = ["PROTOBUF", "decode_object"]
 

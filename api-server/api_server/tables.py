@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from cloud_sync.apiserver.resources import PrinterColumn, ResourceType
+from api_server.resources import PrinterColumn, ResourceType
 
 __all__ = ["human_duration", "jsonpath_values", "table"]
 

@@ -12,8 +12,8 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from cloud_sync.apiserver.selectors import Selector
-from cloud_sync.apiserver.storage import Change
+from api_server.selectors import Selector
+from api_server.storage import Change
 
 __all__ = ["WatchHub", "Watcher"]
 

@@ -19,15 +19,15 @@ import orjson
 import yaml
 from aiohttp import web
 
-from cloud_sync.apiserver import discovery, openapi
-from cloud_sync.apiserver.errors import ApiError, BadRequest, Gone, InternalError, MethodNotAllowed, NotFound
-from cloud_sync.apiserver.operations import Operations, WriteOptions
-from cloud_sync.apiserver.protobuf import PROTOBUF, decode_object
-from cloud_sync.apiserver.resources import ResourceType
-from cloud_sync.apiserver.selectors import Selector, parse_field_selector, parse_label_selector
-from cloud_sync.apiserver.storage import Change
-from cloud_sync.apiserver.tables import table
-from cloud_sync.apiserver.watch import Watcher, WatchHub
+from api_server import discovery, openapi
+from api_server.errors import ApiError, BadRequest, Gone, InternalError, MethodNotAllowed, NotFound
+from api_server.operations import Operations, WriteOptions
+from api_server.protobuf import PROTOBUF, decode_object
+from api_server.resources import ResourceType
+from api_server.selectors import Selector, parse_field_selector, parse_label_selector
+from api_server.storage import Change
+from api_server.tables import table
+from api_server.watch import Watcher, WatchHub
 
 __all__ = ["ApiHandlers", "error_middleware", "internal_error_guard"]
 

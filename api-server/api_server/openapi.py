@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from cloud_sync.apiserver.resources import Registry, ResourceType
+from api_server.resources import Registry, ResourceType
 
 __all__ = ["document", "empty_v2", "index", "schema_name"]
 

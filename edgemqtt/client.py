@@ -4,7 +4,7 @@ Why not paho-mqtt: its network loop is a thread or a blocking call, it leaves Na
 (~40 ms per request/response hop on loopback, DESIGN.md §11), and its per-packet cost (MQTT 5
 property objects and a threading.Condition for every message, even on MQTT 3.1.1) was ~60 % of the
 twin service's CPU under load. This client is an ``asyncio.Protocol`` over the packet format in
-``twin._mqtt_wire``, which the embedded broker uses too:
+``edgemqtt.wire``, which the embedded broker uses too:
 
 * QoS 0 and 1 publishing (``publish`` never blocks; ``publish_confirmed`` waits for the PUBACK),
   QoS 0, 1 and 2 receiving, subscriptions, keepalive pings, user name and password;
@@ -28,7 +28,8 @@ from types import TracebackType
 from typing import Protocol, Self
 from urllib.parse import urlsplit
 
-from twin._mqtt_wire import (
+from edgemqtt.errors import BrokerUnavailable
+from edgemqtt.wire import (
     CONNACK,
     CONNECT,
     DISCONNECT,
@@ -47,7 +48,6 @@ from twin._mqtt_wire import (
     packet,
     publish_packet,
 )
-from twin.errors import BrokerUnavailable
 
 __all__ = ["BrokerAddress", "Message", "MessageHandler", "MqttClient", "SocketOptions"]
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cloud_sync.apiserver.errors import Cause, Invalid, NotFound
+from api_server.errors import Cause, Invalid, NotFound
 
 __all__ = ["PrinterColumn", "Registry", "ResourceType", "resource_types_from_crd", "validate_crd"]
 

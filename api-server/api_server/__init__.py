@@ -5,7 +5,7 @@ accept: discovery, OpenAPI v3, CRDs with schema validation, CRUD with merge/JSON
 watch by resourceVersion, persisted in sqlite under a data directory. Start it with ``serve()``.
 """
 
-from cloud_sync.apiserver.errors import ApiError
-from cloud_sync.apiserver.server import ApiServer, ApiServerError, load_crd_manifests, serve
+from api_server.errors import ApiError
+from api_server.server import ApiServer, ApiServerError, load_crd_manifests, serve
 
 __all__ = ["ApiError", "ApiServer", "ApiServerError", "load_crd_manifests", "serve"]

@@ -1,21 +1,16 @@
-"""MQTT 3.1.1 wire format for the embedded broker: packet framing, field readers, topic rules.
-
-Kept apart from ``twin.broker`` so the broker module holds only sessions and routing.
-"""
+"""MQTT 3.1.1 wire format: packet framing, field readers, topic rules, shared by client and broker."""
 
 from __future__ import annotations
 
 import asyncio
 import struct
 
+from edgemqtt.errors import ProtocolViolation
+
 CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP = 1, 2, 3, 4, 5, 6, 7
 SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK, PINGREQ, PINGRESP, DISCONNECT = 8, 9, 10, 11, 12, 13, 14
 
 MAX_PACKET = 16 * 1024 * 1024
-
-
-class ProtocolViolation(Exception):
-    """The client broke MQTT 3.1.1; the connection is closed."""
 
 
 def topic_matches(topic_filter: str, topic: str) -> bool:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from cloud_sync.apiserver.errors import BadRequest
+from api_server.errors import BadRequest
 
 __all__ = ["Selector", "parse_field_selector", "parse_label_selector"]
 

@@ -21,10 +21,10 @@ from typing import Any
 import orjson
 import yaml
 
-from cloud_sync.apiserver import schema as schema_mod
-from cloud_sync.apiserver.apply import apply_configuration
-from cloud_sync.apiserver.builtin import CRD_TYPE, DEFAULT_NAMESPACES, NAMESPACE_TYPE
-from cloud_sync.apiserver.errors import (
+from api_server import schema as schema_mod
+from api_server.apply import apply_configuration
+from api_server.builtin import CRD_TYPE, DEFAULT_NAMESPACES, NAMESPACE_TYPE
+from api_server.errors import (
     AlreadyExists,
     BadRequest,
     Cause,
@@ -33,10 +33,10 @@ from cloud_sync.apiserver.errors import (
     NotFound,
     UnsupportedMediaType,
 )
-from cloud_sync.apiserver.patch import apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
-from cloud_sync.apiserver.resources import Registry, ResourceType, validate_crd
-from cloud_sync.apiserver.selectors import Selector
-from cloud_sync.apiserver.storage import Store, copy_object
+from api_server.patch import apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
+from api_server.resources import Registry, ResourceType, validate_crd
+from api_server.selectors import Selector
+from api_server.storage import Store, copy_object
 
 __all__ = ["ListResult", "Operations", "WriteOptions", "normalize_crd_spec", "now_timestamp"]
 

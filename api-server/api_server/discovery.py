@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloud_sync.apiserver.resources import SUBRESOURCE_VERBS, Registry, ResourceType
+from api_server.resources import SUBRESOURCE_VERBS, Registry, ResourceType
 
 __all__ = [
     "AGGREGATED_CONTENT_TYPE",

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from cloud_sync.apiserver.errors import Cause
+from api_server.errors import Cause
 
 __all__ = ["apply_defaults", "prune_unknown", "validate"]
 

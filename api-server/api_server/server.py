@@ -19,15 +19,15 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from cloud_sync.apiserver.auth import auth_middleware, load_or_create_token, write_kubeconfig
-from cloud_sync.apiserver.builtin import BUILTIN_TYPES, CRD_TYPE
-from cloud_sync.apiserver.errors import ApiError
-from cloud_sync.apiserver.handlers import ApiHandlers, error_middleware, internal_error_guard
-from cloud_sync.apiserver.operations import Operations, normalize_crd_spec
-from cloud_sync.apiserver.resources import Registry, validate_crd
-from cloud_sync.apiserver.storage import Store, copy_object
-from cloud_sync.apiserver.tls import ensure_tls, server_ssl_context
-from cloud_sync.apiserver.watch import WatchHub
+from api_server.auth import auth_middleware, load_or_create_token, write_kubeconfig
+from api_server.builtin import BUILTIN_TYPES, CRD_TYPE
+from api_server.errors import ApiError
+from api_server.handlers import ApiHandlers, error_middleware, internal_error_guard
+from api_server.operations import Operations, normalize_crd_spec
+from api_server.resources import Registry, validate_crd
+from api_server.storage import Store, copy_object
+from api_server.tls import ensure_tls, server_ssl_context
+from api_server.watch import WatchHub
 
 __all__ = ["ApiServer", "ApiServerError", "load_crd_manifests", "serve"]
 

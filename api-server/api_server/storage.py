@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from cloud_sync.apiserver.errors import Gone
+from api_server.errors import Gone
 
 __all__ = ["Change", "Store"]
 

@@ -6,7 +6,7 @@ Protocol plugins (``mappers.modbus``...) are not imported here: each loads when 
 """
 
 from mappers.bus import Bus, Buses
-from mappers.plugin import MappedDevice, MappedProperty, Mapper, PluginConfig, ReadResult
+from mappers.plugin import AnyMapper, MappedDevice, MappedProperty, Mapper, PluginConfig, ReadResult
 from mappers.registry import ENTRY_POINT_GROUP, PluginInfo, PluginUnavailable, Registry
 from mappers.runner import MapperRunner, run_mappers
 from mappers.settings import RunnerSettings
@@ -16,6 +16,7 @@ from twin.models import PropertyType
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "AnyMapper",
     "Bus",
     "Buses",
     "DeviceRefused",

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from mappers.plugin import MappedDevice, MappedProperty, Mapper
+from mappers.plugin import AnyMapper, MappedDevice, MappedProperty
 from twin.errors import InvalidManifest
 from twin.models import AccessMode, Device, DeviceModel, PropertyType, cycle_seconds
 
@@ -50,7 +50,7 @@ def _extra(model: BaseModel | None, key: str) -> object:
 def bind_device(
     device: Device,
     model: DeviceModel | None,
-    plugin: type[Mapper],  # type: ignore[type-arg]
+    plugin: AnyMapper,
     *,
     default_collect_cycle: float = 1.0,
 ) -> Binding:

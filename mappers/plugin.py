@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import ClassVar, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeAlias, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -29,6 +29,7 @@ from twin.errors import DeviceUnreachable, PermanentError, ReadOnlyProperty
 from twin.models import PropertyType
 
 __all__ = [
+    "AnyMapper",
     "MappedDevice",
     "MappedProperty",
     "Mapper",
@@ -149,3 +150,7 @@ class Mapper(ABC, Generic[ConfigT, VisitorT]):
     @classmethod
     def watches(cls) -> bool:
         return cls.watch is not Mapper.watch
+
+
+#: A plugin class whatever its config types: what the registry loads and the runner hosts.
+AnyMapper: TypeAlias = type[Mapper[Any, Any]]

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
-from mappers.plugin import Mapper
+from mappers.plugin import AnyMapper, Mapper
 from twin.errors import PermanentError
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginInfo", "PluginUnavailable", "Registry"]
@@ -20,8 +20,6 @@ __all__ = ["ENTRY_POINT_GROUP", "PluginInfo", "PluginUnavailable", "Registry"]
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "edgetwin.mappers"
-
-AnyMapper = type[Mapper]  # type: ignore[type-arg]
 
 
 class PluginUnavailable(PermanentError):

@@ -23,7 +23,7 @@ from typing import Any
 from mappers.binding import Binding, bind_device
 from mappers.bus import Buses
 from mappers.membership import Member
-from mappers.plugin import MappedProperty, Mapper, ReadResult
+from mappers.plugin import AnyMapper, MappedProperty, Mapper, ReadResult
 from mappers.reporting import Reading, ReportBuffer
 from mappers.settings import RunnerSettings
 from mappers.values import Value, from_wire, to_wire
@@ -69,7 +69,7 @@ class DeviceWorker:
     def __init__(
         self,
         member: Member,
-        plugin: type[Mapper],  # type: ignore[type-arg]
+        plugin: AnyMapper,
         *,
         publish: Publish,
         buses: Buses,
@@ -140,7 +140,7 @@ class DeviceWorker:
             log.debug("%s: reconnecting in %.1fs", self.id, delay)
             await asyncio.sleep(delay)
 
-    async def _serve(self, mapper: Mapper) -> None:  # type: ignore[type-arg]
+    async def _serve(self, mapper: Mapper[Any, Any]) -> None:
         assert self._binding is not None
         device = self._binding.device
         self._reports.forget()
@@ -162,7 +162,7 @@ class DeviceWorker:
                 with contextlib.suppress(asyncio.CancelledError):
                     await pump
 
-    async def _pump(self, mapper: Mapper) -> None:  # type: ignore[type-arg]
+    async def _pump(self, mapper: Mapper[Any, Any]) -> None:
         assert self._binding is not None
         try:
             async for name, value in mapper.watch(self._binding.device.properties):
@@ -170,7 +170,7 @@ class DeviceWorker:
         except Exception as exc:  # noqa: BLE001 - handed to the worker, which logs and classifies it
             self._inbox.put_nowait(_Failed(exc))
 
-    async def _poll(self, mapper: Mapper) -> None:  # type: ignore[type-arg]
+    async def _poll(self, mapper: Mapper[Any, Any]) -> None:
         assert self._binding is not None
         loop = asyncio.get_running_loop()
         props = self._binding.device.properties
@@ -233,7 +233,7 @@ class DeviceWorker:
                 prop.name, Reading(to_wire(result, prop.type), stamp), cycle=prop.report_cycle, now=now
             )
 
-    async def _handle(self, mapper: Mapper, event: _Event) -> None:  # type: ignore[type-arg]
+    async def _handle(self, mapper: Mapper[Any, Any], event: _Event) -> None:
         assert self._binding is not None
         if isinstance(event, _Failed):
             raise event.error
@@ -245,7 +245,7 @@ class DeviceWorker:
         for name, text in event.values.items():
             await self._write_desired(mapper, name, text)
 
-    async def _write_desired(self, mapper: Mapper, name: str, text: str) -> None:  # type: ignore[type-arg]
+    async def _write_desired(self, mapper: Mapper[Any, Any], name: str, text: str) -> None:
         assert self._binding is not None
         prop = self._binding.device.property(name)
         if prop is None:

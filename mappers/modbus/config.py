@@ -69,7 +69,9 @@ class ModbusConfig(PluginConfig):
 
     @property
     def bus_key(self) -> str:
-        return f"serial:{self.serialPort}" if self.mode == "RTU" else f"tcp:{self.ip}:{self.port}"
+        return (
+            f"modbus:serial:{self.serialPort}" if self.mode == "RTU" else f"modbus:tcp:{self.ip}:{self.port}"
+        )
 
     @property
     def frame_gap_seconds(self) -> float:

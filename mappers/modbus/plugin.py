@@ -35,7 +35,7 @@ class ModbusMapper(Mapper[ModbusConfig, ModbusVisitor]):
     protocol_config = ModbusConfig
     visitor_config = ModbusVisitor
 
-    _bus: Bus | None = None
+    _bus: Bus[ModbusLink] | None = None
 
     def _make_codecs(self) -> dict[str, Codec]:
         codecs = {}
@@ -70,25 +70,23 @@ class ModbusMapper(Mapper[ModbusConfig, ModbusVisitor]):
         # Plans by the properties polled together (the runner asks for the same sets every cycle).
         self._plans: dict[tuple[tuple[str, ...], int], list[Block[str]]] = {}
         self._single: dict[str, Block[str]] = {}
-        bus = self.buses.attach(config.bus_key, frame_gap=config.frame_gap_seconds)
+        bus = self.buses.attach(
+            config.bus_key, lambda: ModbusLink(config), frame_gap=config.frame_gap_seconds
+        )
         self._bus = bus
-        if not isinstance(bus.resource, ModbusLink):
-            bus.resource = ModbusLink(config)
-        link = bus.resource
-        assert isinstance(link, ModbusLink)
         async with bus.turn():
-            await link.connect()
+            await bus.resource.connect()
 
     async def close(self) -> None:
         bus, self._bus = self._bus, None
-        if bus is not None and self.buses.detach(bus):
-            if isinstance(bus.resource, ModbusLink):
-                bus.resource.close()
-            bus.resource = None
+        if bus is not None:
+            link = self.buses.detach(bus)
+            if link is not None:
+                link.close()
 
     async def _exchange(self, call: Callable[[ModbusLink], Awaitable[T]]) -> T:
         bus = self._bus
-        if bus is None or not isinstance(bus.resource, ModbusLink):
+        if bus is None:
             raise DeviceUnreachable(f"{self.device.id}: not connected")
         link = bus.resource
         async with bus.turn():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mappers.binding import bind_device
-from mappers.plugin import MappedDevice, Mapper
+from mappers.plugin import AnyMapper, MappedDevice
 from twin.manifests import Manifests
 from twin.models import Device, DeviceModel
 
@@ -74,7 +74,7 @@ def manifests(*objects: Device | DeviceModel) -> Manifests:
     return result
 
 
-def mapped(dev: Device, mod: DeviceModel, plugin: type[Mapper]) -> MappedDevice[Any, Any]:  # type: ignore[type-arg]
+def mapped(dev: Device, mod: DeviceModel, plugin: AnyMapper) -> MappedDevice[Any, Any]:
     binding = bind_device(dev, mod, plugin)
     assert binding.problems == ()
     return binding.device

@@ -17,7 +17,7 @@ def test_kubeedge_tcp_config_with_string_numbers() -> None:
         {"communicateMode": "tcp", "ip": "10.0.0.5", "port": "5020", "slaveID": "3"}
     )
     assert (c.mode, c.ip, c.port, c.slaveID) == ("TCP", "10.0.0.5", 5020, 3)
-    assert c.bus_key == "tcp:10.0.0.5:5020"
+    assert c.bus_key == "modbus:tcp:10.0.0.5:5020"
     assert c.frame_gap_seconds == 0.0
 
 
@@ -25,7 +25,7 @@ def test_rtu_config_and_its_inter_frame_gap() -> None:
     c = ModbusConfig.model_validate(
         {"serialPort": "/dev/ttyUSB0", "baudRate": 9600, "parity": "even", "stopBits": 1, "slaveID": 2}
     )
-    assert (c.mode, c.parity, c.bus_key) == ("RTU", "E", "serial:/dev/ttyUSB0")
+    assert (c.mode, c.parity, c.bus_key) == ("RTU", "E", "modbus:serial:/dev/ttyUSB0")
     assert c.frame_gap_seconds == pytest.approx(3.5 * 11 / 9600)
     fast = ModbusConfig.model_validate({"serialPort": "/dev/ttyUSB0", "baudRate": 115200})
     assert fast.frame_gap_seconds == pytest.approx(0.00175)

@@ -104,7 +104,7 @@ async def test_two_slaves_on_one_rtu_line_both_work(
     async with mapper_stack(mosquitto.address, defs, tmp_path) as stack:
         await stack.reported("default/left", "temperature", "21.5")
         await stack.reported("default/right", "temperature", "18")
-        assert list(stack.runner.buses._buses) == [f"serial:{modbus_rtu.line.client}"]
+        assert list(stack.runner.buses._buses) == [f"modbus:serial:{modbus_rtu.line.client}"]
         await edgetwin("twin", "set", "right", "power", "true", "--broker", mosquitto.address.url)
         await stack.reported("default/right", "power", "true")
     assert await sim.get(CO, 0, slave=2) == [1]

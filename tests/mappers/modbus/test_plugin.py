@@ -188,7 +188,7 @@ async def test_stopped_server_is_unreachable_and_a_new_connection_recovers(modbu
     await modbus_tcp.sim.set(H, 0, [230])
     async with ModbusMapper(dev, buses) as mapper:
         assert await mapper.read(dev.properties[0]) == 23.0
-    assert f"tcp:127.0.0.1:{modbus_tcp.port}" not in buses
+    assert f"modbus:tcp:127.0.0.1:{modbus_tcp.port}" not in buses
 
 
 async def test_rtu_every_type_and_two_slaves_share_one_serial_line(modbus_rtu: RtuModbus) -> None:

@@ -142,14 +142,22 @@ class Mapper(ABC, Generic[ConfigT, VisitorT]):
                 results[prop.name] = exc
         return results
 
+    def pushes(self, prop: MappedProperty[VisitorT]) -> bool:
+        """Whether the device pushes this property's changes (``watch``) instead of being polled.
+
+        Pushed properties are read once when the device connects (and after a desired value is
+        written), then only through ``watch``; the others are polled every ``collectCycle``.
+        """
+        return False
+
     async def watch(self, props: Sequence[MappedProperty[VisitorT]]) -> AsyncIterator[tuple[str, Value]]:
-        """Push protocols override this: yield ``(property name, value)`` as the device sends them."""
+        """Push protocols override this: yield ``(property name, value)`` as the device sends them.
+
+        ``props`` are the properties for which ``pushes`` is true; the runner calls it once per
+        connection, and an exception raised here ends the connection like a failed read.
+        """
         return
         yield  # an async generator that yields nothing
-
-    @classmethod
-    def watches(cls) -> bool:
-        return cls.watch is not Mapper.watch
 
 
 #: A plugin class whatever its config types: what the registry loads and the runner hosts.

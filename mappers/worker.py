@@ -151,9 +151,10 @@ class DeviceWorker:
         self._refused.clear()
         self._read_errors.clear()
         self._request_twin()
+        pushed = [p for p in device.properties if mapper.pushes(p)]
         pump: asyncio.Task[None] | None = None
-        if mapper.watches() and device.properties:
-            pump = asyncio.create_task(self._pump(mapper), name=f"watch {self.id}")
+        if pushed:
+            pump = asyncio.create_task(self._pump(mapper, pushed), name=f"watch {self.id}")
         try:
             await self._poll(mapper)
         finally:
@@ -162,10 +163,9 @@ class DeviceWorker:
                 with contextlib.suppress(asyncio.CancelledError):
                     await pump
 
-    async def _pump(self, mapper: Mapper[Any, Any]) -> None:
-        assert self._binding is not None
+    async def _pump(self, mapper: Mapper[Any, Any], pushed: list[MappedProperty[Any]]) -> None:
         try:
-            async for name, value in mapper.watch(self._binding.device.properties):
+            async for name, value in mapper.watch(pushed):
                 self._inbox.put_nowait(_Pushed(name, value))
         except Exception as exc:  # noqa: BLE001 - handed to the worker, which logs and classifies it
             self._inbox.put_nowait(_Failed(exc))
@@ -201,6 +201,9 @@ class DeviceWorker:
                 self._take_results(ready, results)
                 after = loop.time()
                 for prop in ready:
+                    if mapper.pushes(prop):
+                        due[prop.name] = math.inf  # read once; then the device pushes its changes
+                        continue
                     nxt = due[prop.name] + prop.collect_cycle
                     due[prop.name] = nxt if nxt > after else after + prop.collect_cycle
             if first:

@@ -226,27 +226,36 @@ class _Pushing(Mapper[PluginConfig, PluginConfig]):
 
     protocol = "pushing"
     pushed: asyncio.Queue[tuple[str, Value]]
+    reads = 0
 
     async def read(self, prop: MappedProperty[PluginConfig]) -> Value:
+        type(self).reads += 1
         return 0.0
+
+    def pushes(self, prop: MappedProperty[PluginConfig]) -> bool:
+        return True
 
     async def watch(self, props: Sequence[MappedProperty[PluginConfig]]) -> AsyncIterator[tuple[str, Value]]:
         while True:
             yield await self.pushed.get()
 
 
-async def test_values_a_push_protocol_sends_are_reported_between_polls(
+async def test_a_pushed_property_is_read_once_then_reported_as_the_device_pushes_it(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
     _Pushing.pushed = asyncio.Queue()
+    _Pushing.reads = 0
     registry = Registry(plugins={"pushing": _Pushing})
-    meter = device("meter", "thermo-model", "pushing", {}, {"temp": {}}, collect_ms=60_000)
+    meter = device("meter", "thermo-model", "pushing", {}, {"temp": {}}, collect_ms=5)
     async with mapper_stack(
         mosquitto.address, manifests(THERMO, meter), tmp_path, registry=registry
     ) as stack:
         await stack.reported("default/meter", "temp", "0")
         _Pushing.pushed.put_nowait(("temp", 30.5))
         await stack.reported("default/meter", "temp", "30.5")
+        _Pushing.pushed.put_nowait(("temp", 31.5))
+        await stack.reported("default/meter", "temp", "31.5")
+        assert _Pushing.reads == 1  # polled every 5 ms, it would have been read dozens of times
 
 
 async def test_state_is_reported_again_every_state_report_cycle(mosquitto: Mosquitto, tmp_path: Path) -> None:

@@ -65,7 +65,7 @@ def _protocol(target: str) -> str:
         return "opcua"
     if lowered == "ble":
         return "ble"
-    if lowered.startswith(("modbus://", "modbus-tcp://", "/dev/")) or lowered.startswith("com"):
+    if lowered.startswith(("modbus://", "/dev/")):
         return "modbus"
     raise DiscoveryUnavailable(
         f"cannot tell the protocol of {target!r}: use opc.tcp://HOST:PORT/PATH, ble, "

@@ -10,9 +10,9 @@ from mappers.plugin import AnyMapper, MappedDevice, MappedProperty, Mapper, Plug
 from mappers.registry import ENTRY_POINT_GROUP, PluginInfo, PluginUnavailable, Registry
 from mappers.runner import MapperRunner, run_mappers
 from mappers.settings import RunnerSettings
-from mappers.values import Value, from_wire, to_wire
 from twin.errors import DeviceRefused, DeviceUnreachable
 from twin.models import PropertyType
+from twin.values import PropertySchema, Value, format_value, parse_value
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -28,12 +28,13 @@ __all__ = [
     "PluginConfig",
     "PluginInfo",
     "PluginUnavailable",
+    "PropertySchema",
     "PropertyType",
     "ReadResult",
     "Registry",
     "RunnerSettings",
     "Value",
-    "from_wire",
+    "format_value",
+    "parse_value",
     "run_mappers",
-    "to_wire",
 ]

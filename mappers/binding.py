@@ -17,8 +17,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from mappers.plugin import AnyMapper, MappedDevice, MappedProperty
-from twin.errors import InvalidManifest
-from twin.models import AccessMode, Device, DeviceModel, PropertyType, cycle_seconds
+from twin.errors import InvalidManifest, TypeMismatch
+from twin.models import Device, DeviceModel, cycle_seconds
+from twin.values import PropertySchema
 
 __all__ = ["Binding", "bind_device"]
 
@@ -78,8 +79,15 @@ def bind_device(
         except ValidationError as exc:
             problems.append(f"{prop.name}: visitors.configData: {_errors(exc)}")
             continue
-        ptype = model_prop.type if model_prop is not None else PropertyType.STRING
-        writable = model_prop is None or model_prop.accessMode is AccessMode.READ_WRITE
+        try:
+            schema = (
+                PropertySchema.from_model(model_prop, model=model)
+                if model_prop is not None
+                else PropertySchema(prop.name)
+            )
+        except TypeMismatch as exc:
+            problems.append(f"{prop.name}: {exc}")
+            continue
         collect = (
             cycle_seconds(prop.collectCycle, what=f"{device.id} {prop.name} collectCycle")
             if prop.collectCycle
@@ -90,5 +98,5 @@ def bind_device(
             if prop.reportCycle
             else 0.0
         )
-        props.append(MappedProperty(prop.name, ptype, writable, visitor, collect, report))
+        props.append(MappedProperty(prop.name, visitor, schema, collect, report))
     return Binding(MappedDevice(device.id, config, tuple(props)), tuple(problems))

@@ -24,9 +24,9 @@ from typing import Any, ClassVar, Generic, Self, TypeAlias, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from mappers.bus import Buses
-from mappers.values import Value
 from twin.errors import DeviceUnreachable, PermanentError, ReadOnlyProperty
 from twin.models import PropertyType
+from twin.values import PropertySchema, Value
 
 __all__ = [
     "AnyMapper",
@@ -59,11 +59,19 @@ class MappedProperty(Generic[VisitorT]):
     """One property as a plugin sees it: its visitor config already validated."""
 
     name: str
-    type: PropertyType
-    writable: bool
     config: VisitorT
+    #: The DeviceModel's rules for the property: type, access mode, minimum and maximum.
+    schema: PropertySchema
     collect_cycle: float  # seconds
     report_cycle: float  # seconds; 0 reports every change at once
+
+    @property
+    def type(self) -> PropertyType:
+        return self.schema.type
+
+    @property
+    def writable(self) -> bool:
+        return not self.schema.read_only
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,11 @@ from mappers.membership import Member
 from mappers.plugin import AnyMapper, MappedProperty, Mapper, ReadResult
 from mappers.reporting import Reading, ReportBuffer
 from mappers.settings import RunnerSettings
-from mappers.values import Value, from_wire, to_wire
 from twin.codec import encode, now_ms
-from twin.errors import DeviceUnreachable, InvalidManifest, PermanentError, TemporaryError
+from twin.errors import DeviceUnreachable, InvalidManifest, InvalidValue, PermanentError, TemporaryError
 from twin.models import cycle_seconds
 from twin.topics import Action, device_topic
+from twin.values import Value, format_value
 
 __all__ = ["REPORT_PREFIX", "DeviceWorker", "Publish"]
 
@@ -224,6 +224,11 @@ class DeviceWorker:
             result = results.get(prop.name)
             if result is None:
                 continue
+            if not isinstance(result, PermanentError):
+                try:
+                    text = format_value(result, prop.type)
+                except InvalidValue as exc:
+                    result = exc  # the device gave a value the twin cannot hold (NaN for an INT…)
             if isinstance(result, PermanentError):
                 reason = _describe(result)
                 if self._read_errors.get(prop.name) != reason:
@@ -232,9 +237,7 @@ class DeviceWorker:
                 continue
             if self._read_errors.pop(prop.name, None) is not None:
                 log.info("%s: reading %s works again", self.id, prop.name)
-            self._reports.offer(
-                prop.name, Reading(to_wire(result, prop.type), stamp), cycle=prop.report_cycle, now=now
-            )
+            self._reports.offer(prop.name, Reading(text, stamp), cycle=prop.report_cycle, now=now)
 
     async def _handle(self, mapper: Mapper[Any, Any], event: _Event) -> None:
         assert self._binding is not None
@@ -254,11 +257,16 @@ class DeviceWorker:
         if prop is None:
             log.debug("%s: desired %s has no visitor; not for this mapper", self.id, name)
             return
-        if not prop.writable or self._attempted.get(name) == text:
+        if self._attempted.get(name) == text:
             return
         self._attempted[name] = text
         try:
-            value = from_wire(text, prop.type)
+            # Checked here whatever topic it came by: any client of the broker can forge a delta.
+            value = prop.schema.check_desired(text)
+        except InvalidValue as exc:
+            log.error("%s: desired %s=%s refused, not written: %s", self.id, name, text[:60], exc)  # noqa: TRY400
+            return
+        try:
             await mapper.write(prop, value)
         except DeviceUnreachable:
             del self._attempted[name]
@@ -274,14 +282,15 @@ class DeviceWorker:
             log.info("%s: desired %s=%s written", self.id, name, text)
         # Read back so that the reported value confirms what the device holds now.
         result = (await mapper.read_many([prop])).get(name)
-        if result is not None and not isinstance(result, PermanentError):
-            self._reports.offer(
-                name,
-                Reading(to_wire(result, prop.type), now_ms()),
-                cycle=prop.report_cycle,
-                now=asyncio.get_running_loop().time(),
-                force=True,
-            )
+        if result is None or isinstance(result, PermanentError):
+            return
+        try:
+            text = format_value(result, prop.type)
+        except InvalidValue:
+            return  # the next poll reports the problem
+        self._reports.offer(
+            name, Reading(text, now_ms()), cycle=prop.report_cycle, now=asyncio.get_running_loop().time(), force=True
+        )
 
     # -- outputs -----------------------------------------------------------------------------------
 

@@ -31,17 +31,17 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
-from tinydb import TinyDB
 from tinydb.storages import Storage
 
 from twin.engine import DeviceTwin
-from twin.errors import StoreCorrupt
+from twin.errors import InvalidManifest, StoreCorrupt
 from twin.manifests import parse_manifest
 from twin.models import Device, DeviceModel
 
@@ -63,7 +63,8 @@ class AtomicJSONStorage(Storage):
         except FileNotFoundError:
             return None
         if not raw:
-            return None
+            # Every write is a whole atomic file: an empty one was truncated by something else.
+            raise StoreCorrupt(f"{self.path} is empty")
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -101,6 +102,47 @@ class StoredState:
     models: dict[str, DeviceModel] = field(default_factory=dict)
     devices: dict[str, Device] = field(default_factory=dict)
     twins: dict[str, DeviceTwin] = field(default_factory=dict)
+
+
+def _rows(file: Path, table: str = "_default") -> list[Mapping[str, Any]]:
+    data = AtomicJSONStorage(file).read() or {}
+    rows = data.get(table, {})
+    if not isinstance(rows, dict) or not all(isinstance(row, dict) for row in rows.values()):
+        raise StoreCorrupt(f"{file}: table {table!r} does not hold TinyDB records")
+    return list(rows.values())
+
+
+def _read_definitions(file: Path) -> tuple[dict[str, DeviceModel], dict[str, Device]]:
+    models: dict[str, DeviceModel] = {}
+    devices: dict[str, Device] = {}
+    try:
+        for table in ("models", "devices"):
+            for row in _rows(file, table):
+                obj = parse_manifest(row["object"], source=str(file))
+                if isinstance(obj, DeviceModel):
+                    models[obj.key] = obj
+                elif isinstance(obj, Device):
+                    devices[obj.id] = obj
+                else:
+                    raise InvalidManifest(f"a row of table {table!r} holds no Device or DeviceModel")
+    except (KeyError, InvalidManifest) as exc:
+        raise StoreCorrupt(f"{file}: a stored definition cannot be read: {exc}") from exc
+    return models, devices
+
+
+def _read_twins(file: Path) -> list[tuple[int, DeviceTwin]]:
+    twins = []
+    for row in _rows(file):
+        device_id, seq = row.get("device_id"), row.get("seq", 0)
+        if not isinstance(device_id, str) or "/" not in device_id:
+            raise StoreCorrupt(f"{file}: a record without a device_id")
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            raise StoreCorrupt(f"{file}: record of {device_id} has a seq that is not a number")
+        try:
+            twins.append((seq, DeviceTwin.from_record(row)))
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise StoreCorrupt(f"{file}: record of {device_id} cannot be read: {exc!r}") from exc
+    return twins
 
 
 def _twin_file_name(device_id: str) -> str:
@@ -151,46 +193,45 @@ class TwinStore:
     # -- reading ----------------------------------------------------------------------------------
 
     def load(self) -> StoredState:
-        """Everything stored; an unreadable file is moved aside with an error in the log."""
+        """Everything stored; an unreadable file is moved aside (``*.corrupt``) with an error in the log.
+
+        Unreadable means anything but what this store writes: bad JSON, an empty file, or valid
+        JSON of the wrong shape (a record without ``device_id``, a ``seq`` that is not a number).
+        """
         state = StoredState()
         definitions = self.data_dir / "definitions.json"
         if definitions.exists():
-            db = TinyDB(definitions, storage=AtomicJSONStorage)
             try:
-                for row in db.table("models").all():
-                    obj = parse_manifest(row["object"], source=str(definitions))
-                    if isinstance(obj, DeviceModel):
-                        state.models[obj.key] = obj
-                for row in db.table("devices").all():
-                    obj = parse_manifest(row["object"], source=str(definitions))
-                    if isinstance(obj, Device):
-                        state.devices[obj.id] = obj
-            except StoreCorrupt:
-                self._quarantine(definitions)
-        records: dict[str, dict[str, Any]] = {}
+                state.models, state.devices = _read_definitions(definitions)
+            except StoreCorrupt as exc:
+                self._quarantine(definitions, exc)
+        newest: dict[str, tuple[int, DeviceTwin]] = {}
         files = sorted(self._twins_dir.glob("*.json")) if self._twins_dir.exists() else []
         if self._reported_file.exists():
             files.append(self._reported_file)
         for file in files:
-            db = TinyDB(file, storage=AtomicJSONStorage)
             try:
-                rows = db.all()
-            except StoreCorrupt:
-                self._quarantine(file)
+                twins = _read_twins(file)
+            except StoreCorrupt as exc:
+                self._quarantine(file, exc)
                 continue
-            for row in rows:
-                known = records.get(row["device_id"])
-                if known is None or int(row.get("seq", 0)) > int(known.get("seq", 0)):
-                    records[row["device_id"]] = row
-        for device_id, record in records.items():
-            self._seq = max(self._seq, int(record.get("seq", 0)))
-            state.twins[device_id] = DeviceTwin.from_record(record)
+            for seq, twin in twins:
+                known = newest.get(twin.device_id)
+                if known is None or seq > known[0]:
+                    newest[twin.device_id] = (seq, twin)
+        for device_id, (seq, twin) in newest.items():
+            self._seq = max(self._seq, seq)
+            state.twins[device_id] = twin
         return state
 
-    def _quarantine(self, file: Path) -> None:
-        aside = file.with_suffix(file.suffix + ".corrupt")
+    def _quarantine(self, file: Path, error: StoreCorrupt) -> None:
+        aside = file.with_name(file.name + ".corrupt")
+        if aside.exists():
+            aside = file.with_name(f"{file.name}.{time.time_ns()}.corrupt")
         os.replace(file, aside)
-        log.error("store file %s could not be read; moved to %s and started without it", file, aside)
+        log.error(
+            "store file %s could not be read (%s); moved to %s and started without it", file, error, aside
+        )
 
     # -- writing ----------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mappers.values import Value
+from twin.values import Value
 from twin.errors import OutOfRange, TypeMismatch
 from twin.models import PropertyType
 

@@ -19,7 +19,7 @@ from mappers.modbus.decoding import Codec, DataType, codec_for, decode, decode_b
 from mappers.modbus.link import ModbusLink
 from mappers.modbus.planner import Block, Span, plan
 from mappers.plugin import MappedProperty, Mapper, ReadResult
-from mappers.values import Value
+from twin.values import Value
 from twin.errors import DeviceRefused, DeviceUnreachable, PermanentError, ReadOnlyProperty
 
 __all__ = ["ModbusMapper"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mappers.values import Value
+from twin.values import Value
 
 __all__ = ["SimulatedDevice", "forget_all", "simulated"]
 

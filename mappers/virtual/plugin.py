@@ -20,7 +20,7 @@ import asyncio
 from pydantic import Field
 
 from mappers.plugin import MappedProperty, Mapper, PluginConfig
-from mappers.values import Value
+from twin.values import Value
 from mappers.virtual.device import SimulatedDevice, simulated
 from twin.errors import DeviceRefused, DeviceUnreachable
 from twin.models import PropertyType

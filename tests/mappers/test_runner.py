@@ -14,7 +14,7 @@ from edgemqtt.client import BrokerAddress
 from mappers.plugin import MappedProperty, Mapper, PluginConfig
 from mappers.registry import Registry
 from mappers.runner import MapperRunner
-from mappers.values import Value
+from twin.values import Value
 from mappers.virtual import VirtualMapper, simulated
 from mappers.virtual.device import forget_all
 from tests.fixtures.brokers import Mosquitto

@@ -59,6 +59,50 @@ async def test_a_corrupt_file_is_moved_aside_and_the_rest_loads(tmp_path: Path) 
     assert (tmp_path / "twins" / "plant__pump.json.corrupt").exists()
 
 
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"", "is empty"),
+        (b'{"_default": {"1": {"seq": 5, "properties": {}}}}', "without a device_id"),
+        (b'{"_default": {"1": {"device_id": "plant/pump", "seq": "x"}}}', "seq that is not a number"),
+        (
+            b'{"_default": {"1": {"device_id": "plant/pump", "seq": 1, "properties": {"p": 3}}}}',
+            "cannot be read",
+        ),
+        (b'{"_default": [1, 2]}', "does not hold TinyDB records"),
+        (b"[]", "does not hold a TinyDB document"),
+    ],
+)
+async def test_a_twin_file_of_the_wrong_shape_is_moved_aside_with_an_error(
+    tmp_path: Path, content: bytes, why: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with TwinStore(tmp_path) as store:
+        await store.save_twin(twin_with("1"), durable=True)
+        await store.save_twin(DeviceTwin("default/other"), durable=True)
+    broken = tmp_path / "twins" / "plant__pump.json"
+    broken.write_bytes(content)
+    loaded = TwinStore(tmp_path).load()
+    assert set(loaded.twins) == {"default/other"}
+    assert not broken.exists()
+    assert (tmp_path / "twins" / "plant__pump.json.corrupt").read_bytes() == content
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert str(broken) in record.getMessage() and why in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b'{"models": {"1": {"key": "x"}}}', b'{"devices": {"1": {"object": {"apiVersion": 3}}}}', b"7"],
+)
+async def test_a_definitions_file_of_the_wrong_shape_is_moved_aside(
+    tmp_path: Path, content: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "definitions.json").write_bytes(content)
+    loaded = TwinStore(tmp_path).load()
+    assert loaded.devices == {} and loaded.models == {}
+    assert (tmp_path / "definitions.json.corrupt").read_bytes() == content
+    assert any("definitions.json" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+
+
 async def test_the_newest_record_wins_whichever_file_holds_it(tmp_path: Path) -> None:
     async with TwinStore(tmp_path, flush_interval=3600) as store:
         await store.save_twin(twin_with("1"), durable=False)

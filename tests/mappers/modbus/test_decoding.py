@@ -16,7 +16,7 @@ from mappers.modbus.decoding import (
     encode,
     encode_bits,
 )
-from mappers.values import Value
+from twin.values import Value
 from twin.errors import OutOfRange, TypeMismatch
 from twin.models import PropertyType as P
 

@@ -182,6 +182,7 @@ async def through_runner(port: int, seconds: float) -> float:
         async with embedded_broker("127.0.0.1", free_port()) as broker, TwinStore(Path(data)) as store:
             twin = TwinService("bench-node", broker, store)
             await twin.start(defs)
+            serving = asyncio.create_task(twin.serve(), name="twin service")
             runner = MapperRunner(
                 "bench-node",
                 broker,
@@ -202,9 +203,10 @@ async def through_runner(port: int, seconds: float) -> float:
                 assert worker.state == "online", worker.state
                 return reads / elapsed
             finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                for running in (task, serving):
+                    running.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await running
                 await twin.stop()
 
 

@@ -133,6 +133,7 @@ async def _serve_twin(
     async with TwinStore(data_dir) as store:
         service = TwinService(NODE, BrokerAddress(LOOPBACK, port), store)
         await service.start(manifests)
+        serving = asyncio.create_task(service.serve(), name="twin service")
         profiler = cProfile.Profile() if profile else None
         if profiler is not None:
             profiler.enable()
@@ -141,6 +142,8 @@ async def _serve_twin(
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(profile)
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
         await service.stop()
 
 

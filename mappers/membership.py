@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
-from twin.codec import encode, now_ms
 from twin.errors import InvalidPayload
 from twin.models import Device, DeviceModel
 from twin.topics import full_device_id
+from twin.wire import Member as WireMember
+from twin.wire import MembershipReply, decode, encode_request
 
 __all__ = ["Member", "MembershipChange", "membership_request", "parse_membership"]
 
@@ -40,29 +40,13 @@ class MembershipChange:
     full: bool
 
 
-class _Entry(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    id: str = ""
-    name: str = ""
-    edgetwin: dict[str, Any] | None = None
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    devices: list[_Entry] | None = None
-    added_devices: list[_Entry] | None = None
-    removed_devices: list[_Entry] | None = None
-    code: int | None = None
-    reason: str = ""
-
-
-def _id(entry: _Entry) -> str:
+def _id(entry: WireMember) -> str:
     if entry.id:
         return full_device_id(entry.id)
     return full_device_id(entry.name) if entry.name else ""
 
 
-def _member(entry: _Entry) -> Member | None:
+def _member(entry: WireMember) -> Member | None:
     extra = entry.edgetwin or {}
     if "device" not in extra:
         log.debug("membership entry %s carries no device spec; not a device edgetwin runs", _id(entry))
@@ -78,10 +62,7 @@ def _member(entry: _Entry) -> Member | None:
 
 def parse_membership(payload: bytes) -> MembershipChange:
     """Parse a get result or an updated event; ``InvalidPayload`` for a body that is neither."""
-    try:
-        body = _Body.model_validate_json(payload)
-    except ValidationError as exc:
-        raise InvalidPayload(f"membership body cannot be read: {exc.errors()[0]['msg']}") from exc
+    body = decode(MembershipReply, payload)
     if body.code is not None and body.code >= 400:
         raise InvalidPayload(f"membership request failed with {body.code}: {body.reason}")
     if body.devices is not None:
@@ -93,4 +74,4 @@ def parse_membership(payload: bytes) -> MembershipChange:
 
 
 def membership_request(event_id: str) -> bytes:
-    return encode({"event_id": event_id, "timestamp": now_ms()})
+    return encode_request(event_id)

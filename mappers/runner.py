@@ -18,8 +18,6 @@ import logging
 import os
 from collections.abc import Sequence
 
-import orjson
-
 from edgemqtt.client import BrokerAddress, Message, MqttClient
 from edgemqtt.errors import BrokerUnavailable
 from mappers.bus import Buses
@@ -29,6 +27,7 @@ from mappers.settings import RunnerSettings
 from mappers.worker import REPORT_PREFIX, DeviceWorker
 from twin.errors import InvalidPayload
 from twin.topics import DEVICE_PREFIX, Action, membership_topic
+from twin.wire import Reply, TwinDelta, decode
 
 __all__ = ["MapperRunner", "run_mappers"]
 
@@ -163,34 +162,26 @@ class MapperRunner:
 
     def _route(self, worker: DeviceWorker, action: Action, payload: bytes) -> None:
         try:
-            body = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            log.debug("%s: unreadable %s body", worker.id, action.value)
-            return
-        if not isinstance(body, dict):
+            if action is Action.TWIN_UPDATE_DELTA:
+                delta = decode(TwinDelta, payload).delta
+                worker.deliver_desired({name: value for name, value in delta.items() if value})
+                return
+            reply = decode(Reply, payload)
+        except InvalidPayload as exc:
+            log.debug("%s: unreadable %s body: %s", worker.id, action.value, exc)
             return
         if action is Action.TWIN_UPDATE_RESULT:
-            code = body.get("code")
-            mine = str(body.get("event_id", "")).startswith(REPORT_PREFIX)
-            if mine and isinstance(code, int) and code >= 400:
-                worker.deliver_update_error(code, str(body.get("reason", "")))
+            if reply.code is not None and reply.code >= 400 and reply.event_id.startswith(REPORT_PREFIX):
+                worker.deliver_update_error(reply.code, reply.reason)
             return
-        if action is Action.TWIN_UPDATE_DELTA:
-            delta = body.get("delta")
-            if isinstance(delta, dict):
-                worker.deliver_desired({str(k): str(v) for k, v in delta.items() if isinstance(v, str) and v})
-            return
-        twin = body.get("twin")
-        if not isinstance(twin, dict):
-            return
-        pending: dict[str, str] = {}
-        for name, prop in twin.items():
-            if not isinstance(prop, dict):
-                continue
-            expected = _value(prop.get("expected"))
-            if expected and expected != _value(prop.get("actual")):
-                pending[str(name)] = expected
-        worker.deliver_desired(pending)
+        # A twin/get result: the desired values the device has not reached yet.
+        worker.deliver_desired(
+            {
+                name: prop.desired
+                for name, prop in reply.twin.items()
+                if prop is not None and prop.desired and prop.desired != prop.reported
+            }
+        )
 
     # -- devices -----------------------------------------------------------------------------------
 
@@ -260,14 +251,6 @@ class MapperRunner:
             self._mqtt.publish(topic, payload, qos=1)
         except BrokerUnavailable as exc:
             log.debug("publish to %s dropped: %s", topic, exc)
-
-
-def _value(node: object) -> str:
-    if isinstance(node, dict):
-        value = node.get("value")
-        if isinstance(value, str):
-            return value
-    return ""
 
 
 async def run_mappers(

@@ -26,11 +26,11 @@ from mappers.membership import Member
 from mappers.plugin import AnyMapper, MappedProperty, Mapper, ReadResult
 from mappers.reporting import Reading, ReportBuffer
 from mappers.settings import RunnerSettings
-from twin.codec import encode, now_ms
 from twin.errors import DeviceUnreachable, InvalidManifest, InvalidValue, PermanentError, TemporaryError
 from twin.models import cycle_seconds
 from twin.topics import Action, device_topic
 from twin.values import Value, format_value
+from twin.wire import encode_request, encode_state_update, encode_update, now_ms
 
 __all__ = ["REPORT_PREFIX", "DeviceWorker", "Publish"]
 
@@ -289,7 +289,11 @@ class DeviceWorker:
         except InvalidValue:
             return  # the next poll reports the problem
         self._reports.offer(
-            name, Reading(text, now_ms()), cycle=prop.report_cycle, now=asyncio.get_running_loop().time(), force=True
+            name,
+            Reading(text, now_ms()),
+            cycle=prop.report_cycle,
+            now=asyncio.get_running_loop().time(),
+            force=True,
         )
 
     # -- outputs -----------------------------------------------------------------------------------
@@ -305,16 +309,10 @@ class DeviceWorker:
         readings = self._reports.take(now)
         if not readings:
             return
-        twin = {
-            name: {
-                "actual": {"value": r.value, "metadata": {"timestamp": r.timestamp_ms}},
-                "metadata": {"type": "Updated"},
-            }
-            for name, r in readings.items()
-        }
+        reported = {name: (r.value, r.timestamp_ms) for name, r in readings.items()}
         # A non-empty event id tells the twin's answers to our reports from answers to apps.
-        body = {"event_id": f"{REPORT_PREFIX}{next(_event_ids)}", "timestamp": now_ms(), "twin": twin}
-        self._publish(device_topic(self.id, Action.TWIN_UPDATE), encode(body))
+        body = encode_update(f"{REPORT_PREFIX}{next(_event_ids)}", reported=reported)
+        self._publish(device_topic(self.id, Action.TWIN_UPDATE), body)
 
     def _state_cycle(self) -> float:
         report = self.member.device.spec.stateReport
@@ -323,12 +321,10 @@ class DeviceWorker:
         return cycle_seconds(report.reportCycle, what=f"{self.id} stateReport.reportCycle")
 
     def _publish_state(self) -> None:
-        body = {"event_id": "", "timestamp": now_ms(), "state": self.state}
-        self._publish(device_topic(self.id, Action.STATE_UPDATE), encode(body))
+        self._publish(device_topic(self.id, Action.STATE_UPDATE), encode_state_update("", self.state))
 
     def _request_twin(self) -> None:
-        body = {"event_id": f"mapper-{next(_event_ids)}", "timestamp": now_ms()}
-        self._publish(device_topic(self.id, Action.TWIN_GET), encode(body))
+        self._publish(device_topic(self.id, Action.TWIN_GET), encode_request(f"mapper-{next(_event_ids)}"))
 
     def _set_state(self, state: str, reason: str | None) -> None:
         if state == self.state and reason == self._failure:

@@ -11,6 +11,7 @@ What KubeEdge users ask for when they want a control loop without Go::
 
 Requests are matched to their results by ``event_id``; an error result raises ``UnknownDevice``
 (404), ``VersionConflict`` (409) or ``RequestRefused`` (anything else) with the twin's reason.
+Bodies are read and written only through ``twin.wire``.
 """
 
 from __future__ import annotations
@@ -19,18 +20,30 @@ import asyncio
 import contextlib
 import itertools
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 import orjson
 
 from edgemqtt.client import BrokerAddress, Message, MqttClient
 from twin._transport import translate_mqtt_errors
-from twin.codec import encode, now_ms
-from twin.errors import RequestRefused, UnknownDevice, VersionConflict
+from twin.errors import InvalidPayload, RequestRefused, UnknownDevice, VersionConflict
 from twin.topics import DEVICE_PREFIX, Action, device_topic, full_device_id, membership_topic
+from twin.wire import (
+    Member,
+    MembershipReply,
+    Reply,
+    TwinDelta,
+    TwinDocument,
+    WireProperty,
+    decode,
+    encode_request,
+    encode_update,
+    now_ms,
+    peek_event_id,
+)
 
 __all__ = ["PropertyState", "TwinClient", "TwinEvent"]
 
@@ -51,17 +64,22 @@ class PropertyState:
     type: str = "string"
 
     @classmethod
-    def from_wire(cls, name: str, body: Mapping[str, Any]) -> PropertyState:
-        expected = body.get("expected") or {}
-        actual = body.get("actual") or {}
+    def from_wire(cls, name: str, prop: WireProperty | None) -> PropertyState:
+        if prop is None:
+            return cls(name, None, None, type="deleted")
+        expected, actual = prop.expected, prop.actual
         return cls(
             name=name,
-            desired=expected.get("value") or None,
-            reported=actual.get("value") or None,
-            desired_timestamp=int((expected.get("metadata") or {}).get("timestamp", 0)),
-            reported_timestamp=int((actual.get("metadata") or {}).get("timestamp", 0)),
-            type=str((body.get("metadata") or {}).get("type", "string")),
+            desired=(expected.value if expected is not None else None) or None,
+            reported=(actual.value if actual is not None else None) or None,
+            desired_timestamp=expected.metadata.timestamp if expected and expected.metadata else 0,
+            reported_timestamp=actual.metadata.timestamp if actual and actual.metadata else 0,
+            type=prop.metadata.type if prop.metadata is not None else "string",
         )
+
+
+def _states(twin: Mapping[str, WireProperty | None]) -> dict[str, PropertyState]:
+    return {name: PropertyState.from_wire(name, prop) for name, prop in twin.items()}
 
 
 @dataclass(frozen=True)
@@ -70,37 +88,27 @@ class TwinEvent:
 
     kind: EventKind
     device_id: str
+    #: The body as published (for printing it whole).
     body: dict[str, Any]
+    #: For documents: each changed property's state after the change; for deltas: every property
+    #: with a desired value.
+    current: dict[str, PropertyState] = field(default_factory=dict)
+    #: For deltas: the desired values the device has not reached yet.
     delta: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def current(self) -> dict[str, PropertyState]:
-        """For documents: each changed property's state after the change."""
-        twin = self.body.get("twin") or {}
-        if self.kind == "delta":
-            return {name: PropertyState.from_wire(name, body) for name, body in twin.items()}
-        return {
-            name: PropertyState.from_wire(name, change.get("current") or {}) for name, change in twin.items()
-        }
+
+_RESULTS = (Action.TWIN_UPDATE_RESULT, Action.TWIN_GET_RESULT, Action.STATE_UPDATE_RESULT)
 
 
-def _result_filters() -> list[str]:
-    return [
-        f"{DEVICE_PREFIX}+/+/{action.value}"
-        for action in (Action.TWIN_UPDATE_RESULT, Action.TWIN_GET_RESULT, Action.STATE_UPDATE_RESULT)
-    ]
-
-
-def _raise_for(body: Mapping[str, Any], device_id: str) -> None:
-    code = body.get("code")
-    if code is None:
+def _raise_for(reply: Reply | MembershipReply, what: str) -> None:
+    if reply.code is None or reply.code < 400:
         return
-    reason = str(body.get("reason", "no reason given"))
-    if code == 404:
+    reason = reply.reason or "no reason given"
+    if reply.code == 404:
         raise UnknownDevice(reason)
-    if code == 409:
+    if reply.code == 409:
         raise VersionConflict(reason)
-    raise RequestRefused(f"{device_id}: {reason}", int(code))
+    raise RequestRefused(f"{what}: {reason}", reply.code)
 
 
 class TwinClient:
@@ -114,14 +122,14 @@ class TwinClient:
         self._mqtt = MqttClient(
             broker, client_id=client_id or f"edgetwin-{self._prefix}", on_message=self._route
         )
-        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._pending: dict[str, asyncio.Future[bytes]] = {}
         self._watchers: list[tuple[str | None, asyncio.Queue[TwinEvent]]] = []
         self._ids = itertools.count(1)
 
     async def __aenter__(self) -> Self:
         with translate_mqtt_errors():
             await self._mqtt.connect()
-            await self._mqtt.subscribe(*_result_filters())
+            await self._mqtt.subscribe(*(f"{DEVICE_PREFIX}+/+/{a.value}" for a in _RESULTS))
         return self
 
     async def __aexit__(
@@ -133,76 +141,65 @@ class TwinClient:
 
     async def get(self, device_id: str) -> dict[str, PropertyState]:
         """Every property of a device's twin."""
-        body = await self._request(device_id, Action.TWIN_GET, {})
-        return {name: PropertyState.from_wire(name, prop) for name, prop in (body.get("twin") or {}).items()}
+        reply = await self._request(device_id, Action.TWIN_GET, encode_request)
+        return _states(reply.twin)
 
     async def set_desired(self, device_id: str, values: Mapping[str, str]) -> dict[str, PropertyState]:
         """Set desired values; returns the changed properties as the twin stored them."""
-        twin = {
-            name: {"expected": {"value": value}, "metadata": {"type": "Updated"}}
-            for name, value in values.items()
-        }
-        body = await self._request(device_id, Action.TWIN_UPDATE, {"twin": twin})
-        return {name: PropertyState.from_wire(name, prop) for name, prop in (body.get("twin") or {}).items()}
+        reply = await self._request(
+            device_id, Action.TWIN_UPDATE, lambda event_id: encode_update(event_id, desired=values)
+        )
+        return _states(reply.twin)
 
     async def report(self, device_id: str, values: Mapping[str, str]) -> dict[str, PropertyState]:
         """Report values as a mapper does (``actual``)."""
         stamp = now_ms()
-        twin = {
-            name: {
-                "actual": {"value": value, "metadata": {"timestamp": stamp}},
-                "metadata": {"type": "Updated"},
-            }
-            for name, value in values.items()
-        }
-        body = await self._request(device_id, Action.TWIN_UPDATE, {"twin": twin})
-        return {name: PropertyState.from_wire(name, prop) for name, prop in (body.get("twin") or {}).items()}
+        reported = {name: (value, stamp) for name, value in values.items()}
+        reply = await self._request(
+            device_id, Action.TWIN_UPDATE, lambda event_id: encode_update(event_id, reported=reported)
+        )
+        return _states(reply.twin)
 
-    async def members(self, node: str) -> list[dict[str, Any]]:
+    async def members(self, node: str) -> list[Member]:
         """The devices of a node, as ``membership/get`` returns them."""
         result_topic = membership_topic(node, "get/result")
         event_id = self._next_id()
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._pending[event_id] = future
         with translate_mqtt_errors():
             await self._mqtt.subscribe(result_topic)
         try:
-            self._mqtt.publish(
-                membership_topic(node, "get"), encode({"event_id": event_id, "timestamp": now_ms()}), qos=1
-            )
-            body = await self._wait(future, f"membership of node {node}")
+            self._mqtt.publish(membership_topic(node, "get"), encode_request(event_id), qos=1)
+            reply = _decode_reply(MembershipReply, await self._wait(future, f"the membership of node {node}"))
         finally:
             self._pending.pop(event_id, None)
-            await self._mqtt.unsubscribe(result_topic)
-        _raise_for(body, node)
-        devices = body.get("devices")
-        return list(devices) if isinstance(devices, list) else []
+            with translate_mqtt_errors():
+                await self._mqtt.unsubscribe(result_topic)
+        _raise_for(reply, f"node {node}")
+        return list(reply.devices or [])
 
-    async def _request(self, device_id: str, action: Action, body: dict[str, Any]) -> dict[str, Any]:
+    async def _request(self, device_id: str, action: Action, body: Callable[[str], bytes]) -> Reply:
         device_id = full_device_id(device_id)
         event_id = self._next_id()
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._pending[event_id] = future
         try:
-            self._mqtt.publish(
-                device_topic(device_id, action),
-                encode({"event_id": event_id, "timestamp": now_ms(), **body}),
-                qos=1,
-            )
-            result = await self._wait(future, f"{action.value} of {device_id}")
+            self._mqtt.publish(device_topic(device_id, action), body(event_id), qos=1)
+            payload = await self._wait(future, f"{action.value} of {device_id}")
         finally:
             self._pending.pop(event_id, None)
-        _raise_for(result, device_id)
-        return result
+        reply = _decode_reply(Reply, payload)
+        _raise_for(reply, device_id)
+        return reply
 
-    async def _wait(self, future: asyncio.Future[dict[str, Any]], what: str) -> dict[str, Any]:
+    async def _wait(self, future: asyncio.Future[bytes], what: str) -> bytes:
         try:
             async with asyncio.timeout(self.timeout):
                 return await future
         except TimeoutError:
             raise RequestRefused(
                 f"no answer to {what} within {self.timeout:g}s: is the twin service running on "
-                f"{self._mqtt.address.url}?",
+                f"{self._mqtt.address.url}, and does its node have this device?",
                 504,
             ) from None
 
@@ -215,9 +212,14 @@ class TwinClient:
     async def subscription(
         self, device_id: str | None = None, kinds: tuple[EventKind, ...] = ("document", "delta")
     ) -> AsyncIterator[asyncio.Queue[TwinEvent]]:
-        """A queue of documents/deltas for one device (``namespace/name``) or all; subscribed on entry."""
+        """A queue of documents/deltas for one device (``namespace/name``) or all; subscribed on entry.
+
+        For one device, its twin is asked for first, so an unknown device raises ``UnknownDevice``
+        instead of waiting forever for events that never come.
+        """
         if device_id is not None:
             device_id = full_device_id(device_id)
+            await self.get(device_id)
         level = device_id if device_id is not None else "+/+"
         actions = {"document": Action.TWIN_UPDATE_DOCUMENT, "delta": Action.TWIN_UPDATE_DELTA}
         topics = [f"{DEVICE_PREFIX}{level}/{actions[k].value}" for k in kinds]
@@ -243,38 +245,50 @@ class TwinClient:
     # -- incoming -----------------------------------------------------------------------------------
 
     def _route(self, message: Message) -> None:
-        try:
-            body = orjson.loads(message.payload)
-        except orjson.JSONDecodeError:
-            return
-        if not isinstance(body, dict):
-            return
-        event = _event_of(message.topic, body)
+        event = _event_of(message)
         if event is not None:
             for wanted, queue in self._watchers:
                 if wanted is None or wanted == event.device_id:
                     queue.put_nowait(event)
             return
-        future = self._pending.get(str(body.get("event_id", "")))
+        future = self._pending.get(peek_event_id(message.payload))
         if future is not None and not future.done():
-            future.set_result(body)
+            future.set_result(message.payload)
 
 
-def _event_of(topic: str, body: dict[str, Any]) -> TwinEvent | None:
+_ReplyT = TypeVar("_ReplyT", Reply, MembershipReply)
+
+
+def _decode_reply(cls: type[_ReplyT], payload: bytes) -> _ReplyT:
+    try:
+        return decode(cls, payload)
+    except InvalidPayload as exc:
+        raise RequestRefused(f"the twin's answer cannot be read: {exc}", 502) from exc
+
+
+def _event_of(message: Message) -> TwinEvent | None:
+    topic = message.topic
     if not topic.startswith(DEVICE_PREFIX):
         return None
     rest = topic[len(DEVICE_PREFIX) :]
-    for kind, action in (("document", Action.TWIN_UPDATE_DOCUMENT), ("delta", Action.TWIN_UPDATE_DELTA)):
+    for action in (Action.TWIN_UPDATE_DOCUMENT, Action.TWIN_UPDATE_DELTA):
         suffix = "/" + action.value
-        if rest.endswith(suffix):
-            device_id = rest[: -len(suffix)]
-            if device_id.count("/") != 1:
-                return None
-            delta = body.get("delta") if kind == "delta" else None
-            return TwinEvent(
-                kind,  # type: ignore[arg-type]
-                device_id,
-                body,
-                {str(k): str(v) for k, v in delta.items()} if isinstance(delta, dict) else {},
-            )
+        if not rest.endswith(suffix):
+            continue
+        device_id = rest[: -len(suffix)]
+        if device_id.count("/") != 1:
+            return None  # the legacy bare-name copy of an event: the namespaced one is taken
+        try:
+            body = orjson.loads(message.payload)
+            if action is Action.TWIN_UPDATE_DELTA:
+                delta = decode(TwinDelta, message.payload)
+                return TwinEvent("delta", device_id, body, _states(delta.twin), dict(delta.delta))
+            document = decode(TwinDocument, message.payload)
+        except (InvalidPayload, orjson.JSONDecodeError):
+            return None
+        current = {
+            name: PropertyState.from_wire(name, e.current if e is not None else None)
+            for name, e in document.twin.items()
+        }
+        return TwinEvent("document", device_id, body, current)
     return None

@@ -17,10 +17,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from twin.codec import TwinUpdateRequest, WireTwin
 from twin.errors import InvalidValue, UnknownProperty, VersionConflict
 from twin.models import Device, DeviceModel
-from twin.values import PropertySchema, check_key, check_value_chars
+from twin.values import PropertySchema, check_key
+from twin.wire import PropertyBody, TwinUpdate, ValueBody, VersionBody, WireProperty
 
 __all__ = [
     "Change",
@@ -40,7 +40,7 @@ class TwinValue:
     value: str
     timestamp: int
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self) -> ValueBody:
         return {"value": self.value, "metadata": {"timestamp": self.timestamp}}
 
 
@@ -49,7 +49,7 @@ class Version:
     cloud: int = 0
     edge: int = 0
 
-    def to_wire(self) -> dict[str, int]:
+    def to_wire(self) -> VersionBody:
         return {"cloud": self.cloud, "edge": self.edge}
 
 
@@ -67,7 +67,7 @@ class TwinProperty:
     # The desired value the Device manifest last carried: a changed manifest is a new cloud write.
     manifest_desired: str = ""
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self) -> PropertyBody:
         # ``expected`` and ``actual`` are always present: published KubeEdge mappers read
         # ``current.expected.value`` without checking that it is there.
         return {
@@ -214,13 +214,50 @@ class DeviceTwin:
 
     # -- edge updates ---------------------------------------------------------------------------
 
-    def apply_edge_update(self, request: TwinUpdateRequest, schema: DeviceSchema, now: int) -> UpdateOutcome:
-        """Apply an update from an app or mapper; ``PermanentError`` subclasses on a refusal."""
-        if not request.twin:
-            raise InvalidValue("update names no properties: 'twin' is empty")
-        planned = [self._plan(name, wire, schema) for name, wire in request.twin.items()]
+    def apply_edge_update(self, request: TwinUpdate, schema: DeviceSchema, now: int) -> UpdateOutcome:
+        """Apply an update from an app or mapper; ``PermanentError`` subclasses on a refusal.
+
+        As KubeEdge's twin: every value sent counts as a change (its edge version is bumped even if
+        the value is the same); a property with neither ``expected`` nor ``actual``, and ``null``
+        for a property (a delete, which a property the Device declares ignores), change nothing.
+        """
+        planned = [(name, self._check(name, wire, schema)) for name, wire in request.twin.items()]
+        return UpdateOutcome(self._apply(planned, schema, now))
+
+    def apply_cloud_update(self, request: TwinUpdate, schema: DeviceSchema, now: int) -> UpdateOutcome:
+        """A ``twin/cloud_updated`` body: a desired value carrying ``expected_version`` is a cloud write.
+
+        Versioned desired values follow the cloud rules of ``apply_cloud_desired``; everything else
+        in the body (published example apps send unversioned reported values here) is applied as
+        an edge update. All or nothing, like an edge update.
+        """
+        cloud: dict[str, tuple[str, Version]] = {}
+        edge: list[tuple[str, WireProperty | None]] = []
+        for name, wire in request.twin.items():
+            versions = wire.expected_version if wire is not None else None
+            if wire is None or wire.expected is None or versions is None:
+                edge.append((name, self._check(name, wire, schema)))
+                continue
+            plain = WireProperty(actual=wire.actual) if wire.actual is not None else None
+            edge.append((name, self._check(name, plain, schema)))
+            value = wire.expected.value
+            if value is None:
+                raise InvalidValue(f"property {name!r}: 'expected' has no 'value'")
+            version = Version(versions.cloud, versions.edge)
+            self._check_cloud(name, value, version, schema)
+            cloud[name] = (value, version)
+        changes = self._apply(edge, schema, now)
+        for name, (value, version) in cloud.items():
+            changes += self.apply_cloud_desired(name, value, version, schema, now).changes
+        return UpdateOutcome(changes)
+
+    def _apply(
+        self, planned: Iterable[tuple[str, WireProperty | None]], schema: DeviceSchema, now: int
+    ) -> list[Change]:
         changes = []
         for name, wire in planned:
+            if wire is None:
+                continue
             last = self.properties.get(name)
             current = last.clone() if last is not None else TwinProperty(type=schema.get(name).type.wire_name)
             if wire.expected is not None:
@@ -231,29 +268,23 @@ class DeviceTwin:
                 current.actual_version.edge += 1
             self.properties[name] = current
             changes.append(Change(name, last, current))
-        return UpdateOutcome(changes)
+        return changes
 
-    def _plan(self, name: str, wire: WireTwin | None, schema: DeviceSchema) -> tuple[str, WireTwin]:
+    def _check(self, name: str, wire: WireProperty | None, schema: DeviceSchema) -> WireProperty | None:
+        """Refuse what the update may not do; ``None`` when the property is to be left as it is."""
         check_key(name)
         prop_schema = schema.get(name)
-        if wire is None:
-            raise InvalidValue(
-                f"property {name!r} is declared by the DeviceModel and cannot be deleted; "
-                "change the Device to remove it"
-            )
-        if wire.expected is None and wire.actual is None:
-            raise InvalidValue(f"property {name!r}: update carries neither 'expected' nor 'actual'")
+        if wire is None or (wire.expected is None and wire.actual is None):
+            return None
         if wire.expected is not None:
-            value = wire.expected.value or ""
-            check_value_chars(name, value)
-            if value or prop_schema.read_only:
-                prop_schema.check_desired(value)
+            if wire.expected.value is None:
+                raise InvalidValue(f"property {name!r}: 'expected' has no 'value'")
+            prop_schema.check_desired(wire.expected.value)
         if wire.actual is not None:
-            value = wire.actual.value or ""
-            check_value_chars(name, value)
-            if value:
-                prop_schema.parse(value)
-        return name, wire
+            if wire.actual.value is None:
+                raise InvalidValue(f"property {name!r}: 'actual' has no 'value'")
+            prop_schema.check_reported(wire.actual.value)
+        return wire
 
     # -- cloud updates --------------------------------------------------------------------------
 
@@ -261,24 +292,25 @@ class DeviceTwin:
         self, name: str, value: str, version: Version, schema: DeviceSchema, now: int
     ) -> UpdateOutcome:
         """A desired value from the cloud with the versions the cloud holds."""
-        check_key(name)
-        check_value_chars(name, value)
-        prop_schema = schema.get(name)
-        if value:
-            prop_schema.check_desired(value)
+        self._check_cloud(name, value, version, schema)
         last = self.properties.get(name)
-        current = last.clone() if last is not None else TwinProperty(type=prop_schema.type.wire_name)
-        if version.edge < current.expected_version.edge:
-            raise VersionConflict(
-                f"property {name!r}: the cloud write (edge version {version.edge}) lost to a local "
-                f"write (edge version {current.expected_version.edge})"
-            )
+        current = last.clone() if last is not None else TwinProperty(type=schema.get(name).type.wire_name)
         if version.cloud <= current.expected_version.cloud:
             return UpdateOutcome([])
         current.expected = TwinValue(value, now)
         current.expected_version.cloud = version.cloud
         self.properties[name] = current
         return UpdateOutcome([Change(name, last, current)])
+
+    def _check_cloud(self, name: str, value: str, version: Version, schema: DeviceSchema) -> None:
+        check_key(name)
+        schema.get(name).check_desired(value)
+        last = self.properties.get(name)
+        if last is not None and version.edge < last.expected_version.edge:
+            raise VersionConflict(
+                f"property {name!r}: the cloud write (edge version {version.edge}) lost to a local "
+                f"write (edge version {last.expected_version.edge})"
+            )
 
     # -- views ------------------------------------------------------------------------------------
 
@@ -298,7 +330,15 @@ class DeviceTwin:
                 pending[name] = prop.expected.value
         return pending
 
-    def wire(self, names: Iterable[str] | None = None) -> dict[str, Any]:
+    def desired_properties(self) -> dict[str, PropertyBody]:
+        """Every property with a desired value, as a delta carries them (KubeEdge lists them all)."""
+        return {
+            name: prop.to_wire()
+            for name, prop in self.properties.items()
+            if not prop.deleted and prop.expected is not None and prop.expected.value
+        }
+
+    def wire(self, names: Iterable[str] | None = None) -> dict[str, PropertyBody]:
         selected = self.properties if names is None else {n: self.properties[n] for n in names}
         return {name: prop.to_wire() for name, prop in selected.items() if not prop.deleted}
 

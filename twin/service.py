@@ -1,10 +1,15 @@
 """The twin service: KubeEdge's edge MQTT API (DESIGN.md §4) in front of the engine and the store.
 
-It answers ``twin/update``, ``twin/get``, ``state/update`` and ``membership/get`` for the devices of
-one node, and publishes ``update/result``, then ``update/document``, then ``update/delta`` after each
-accepted update. Requests are handled one at a time in arrival order, so updates to a device never
-overtake each other. A bad request gets an error result on the matching result topic and nothing
-stored changes; the service goes on serving everyone else.
+It answers ``twin/update`` (and ``twin/cloud_updated``), ``twin/get``, ``state/update`` and
+``membership/get`` for the devices of one node, and publishes ``update/result``, then
+``update/document``, then ``update/delta`` after each accepted update. Requests are handled one at
+a time in arrival order, so updates to a device never overtake each other. A bad request gets an
+error result on the matching result topic and nothing stored changes; the service goes on
+serving everyone else. Where its replies differ from KubeEdge's, docs/twin.md says how and why.
+
+Several nodes may share one broker. Each announces itself with a retained presence message
+(``presence``); a node that sees others answers only for its own devices and stays silent on
+unknown ones, since another node may own them. Alone on its broker it answers 404, as KubeEdge does.
 """
 
 from __future__ import annotations
@@ -13,27 +18,14 @@ import asyncio
 import gc
 import logging
 from datetime import UTC, datetime
-from typing import Any
 
 from edgemqtt.client import BrokerAddress, Message, MqttClient
 from twin._transport import translate_mqtt_errors
-from twin.codec import (
-    DEFAULT_MAX_PAYLOAD,
-    DEVICE_STATES,
-    GetRequest,
-    MembershipRequest,
-    StateUpdateRequest,
-    TwinUpdateRequest,
-    decode,
-    encode,
-    error_body,
-    now_ms,
-    peek_event_id,
-)
 from twin.engine import DeviceSchema, DeviceTwin, UpdateOutcome
-from twin.errors import EdgetwinError, InvalidPayload, PermanentError, UnknownDevice
+from twin.errors import InvalidPayload, PermanentError, UnknownDevice
 from twin.manifests import Manifests, check_consistency
 from twin.models import Device, DeviceModel
+from twin.presence import Presence
 from twin.store import TwinStore
 from twin.topics import (
     Action,
@@ -43,6 +35,25 @@ from twin.topics import (
     parse_device_topic,
     request_filters,
     split_device_id,
+)
+from twin.wire import (
+    DEFAULT_MAX_PAYLOAD,
+    DEVICE_STATES,
+    MemberBody,
+    MembershipGet,
+    StateUpdate,
+    TwinGet,
+    TwinUpdate,
+    decode,
+    encode_delta,
+    encode_document,
+    encode_error,
+    encode_membership,
+    encode_membership_updated,
+    encode_state_result,
+    encode_twin_result,
+    now_ms,
+    peek_event_id,
 )
 
 __all__ = ["TwinService"]
@@ -54,8 +65,8 @@ class TwinService:
     """The device twins of one node, served over MQTT.
 
     ``await service.start(manifests)`` loads what the store holds plus the given manifests and
-    starts serving; ``await service.stop()`` flushes and disconnects. ``run()`` does both around
-    waiting forever, for use in a TaskGroup.
+    connects; ``await service.serve()`` answers requests until cancelled (its host runs it in a
+    TaskGroup); ``await service.stop()`` flushes and disconnects. ``run()`` does all three.
     """
 
     def __init__(
@@ -77,8 +88,8 @@ class TwinService:
         self.twins: dict[str, DeviceTwin] = {}
         self._schemas: dict[str, DeviceSchema] = {}
         self._queue: asyncio.Queue[Message] = asyncio.Queue()
-        self._mqtt = MqttClient(broker, client_id=f"edgetwin-twin-{node}", on_message=self._queue.put_nowait)
-        self._worker: asyncio.Task[None] | None = None
+        self._mqtt = MqttClient(broker, client_id=f"edgetwin-twin-{node}", on_message=self._on_message)
+        self.presence = Presence(node, self._mqtt)
         self.ready = asyncio.Event()
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -86,7 +97,7 @@ class TwinService:
     async def run(self, manifests: Manifests | None = None) -> None:
         await self.start(manifests)
         try:
-            await asyncio.Event().wait()
+            await self.serve()
         finally:
             await self.stop()
 
@@ -98,20 +109,19 @@ class TwinService:
         await self._apply_definitions(dict(source.models), dict(source.devices), announce=False)
         with translate_mqtt_errors():
             await self._mqtt.connect()
-            await self._mqtt.subscribe(*request_filters(), membership_topic(self.node, "get"))
+            await self._mqtt.subscribe(
+                *request_filters(), membership_topic(self.node, "get"), *self.presence.filters()
+            )
+        self.presence.announce()
         # Definitions and twins live as long as the service: move them out of the collector's sight,
         # which removes 10-60 ms collection pauses with a thousand devices (objects are still freed
         # by reference counting).
         gc.freeze()
-        self._worker = asyncio.create_task(self._serve(), name=f"twin service {self.node}")
         log.info("twin service for node %s on %s: %d devices", self.node, self.broker.url, len(self.devices))
-        self.ready.set()
 
     async def stop(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
-            self._worker = None
+        self.ready.clear()
+        self.presence.withdraw()
         await self._mqtt.close()
         await self.store.flush()
 
@@ -133,15 +143,25 @@ class TwinService:
         schemas = {i: DeviceSchema.build(d, models[d.model_key]) for i, d in mine.items()}
         removed = [self.devices[i] for i in self.devices if i not in mine]
         added = [d for i, d in mine.items() if self.devices.get(i) != d]
+        for device_id in sorted(set(self.twins) - set(mine)):
+            twin = self.twins.pop(device_id)
+            kept = await self.store.archive_twin(twin)
+            log.warning(
+                "device %s is no longer one of node %s's devices: stopped serving it; its twin is kept "
+                "in %s and comes back with the device",
+                device_id,
+                self.node,
+                kept,
+            )
         now = now_ms()
         outcomes: dict[str, UpdateOutcome] = {}
         for device_id, device in mine.items():
-            twin = self.twins.setdefault(device_id, DeviceTwin(device_id))
-            outcomes[device_id] = twin.sync_definition(device, schemas[device_id], now)
-        for device_id in list(self.twins):
-            if device_id not in mine:
-                del self.twins[device_id]
-                await self.store.delete_twin(device_id)
+            if device_id not in self.twins:
+                restored = await self.store.restore_twin(device_id)
+                if restored is not None:
+                    log.info("device %s is back on node %s: its kept twin is restored", device_id, self.node)
+                self.twins[device_id] = restored or DeviceTwin(device_id)
+            outcomes[device_id] = self.twins[device_id].sync_definition(device, schemas[device_id], now)
         self.models, self.devices, self._schemas = models, mine, schemas
         await self.store.save_definitions(models, mine)
         for device_id, outcome in outcomes.items():
@@ -152,20 +172,22 @@ class TwinService:
         if announce and (added or removed):
             self._mqtt.publish(
                 membership_topic(self.node, "updated"),
-                encode(
-                    {
-                        "event_id": "",
-                        "timestamp": now_ms(),
-                        "added_devices": [self._member(d) for d in added],
-                        "removed_devices": [{"id": d.id, "name": d.metadata.name} for d in removed],
-                    }
+                encode_membership_updated(
+                    [self._member(d) for d in added], [{"id": d.id, "name": d.metadata.name} for d in removed]
                 ),
                 qos=1,
             )
 
     # -- serving ------------------------------------------------------------------------------------
 
-    async def _serve(self) -> None:
+    def _on_message(self, message: Message) -> None:
+        if self.presence.observe(message):
+            return
+        self._queue.put_nowait(message)
+
+    async def serve(self) -> None:
+        """Answer requests in arrival order until cancelled; one bad message never stops it."""
+        self.ready.set()
         while True:
             message = await self._queue.get()
             try:
@@ -180,8 +202,10 @@ class TwinService:
             if message.topic == membership_topic(self.node, "get"):
                 self._membership_get(message.payload)
             return
+        if topic.device_id not in self.twins and self.presence.shared:
+            return  # another node on this broker may own it: only the owner answers
         try:
-            if topic.action == Action.TWIN_UPDATE:
+            if topic.action in (Action.TWIN_UPDATE, Action.TWIN_CLOUD_UPDATED):
                 await self._twin_update(topic, message.payload)
             elif topic.action == Action.TWIN_GET:
                 self._twin_get(topic, message.payload)
@@ -191,20 +215,16 @@ class TwinService:
             log.info("refused %s for %s: %s", topic.action.value, topic.device_id, exc)
             self._mqtt.publish(
                 topic.reply(topic.action.result),
-                error_body(peek_event_id(message.payload), exc.code, str(exc)),
+                encode_error(peek_event_id(message.payload), exc.code, str(exc)),
                 qos=1,
             )
-
-    def _reply(self, topic: str, event_id: str, **body: Any) -> None:
-        """Publish a result: the request's event_id, a timestamp, and ``body``."""
-        self._mqtt.publish(topic, encode({"event_id": event_id, "timestamp": now_ms(), **body}), qos=1)
 
     def _reply_internal_error(self, message: Message) -> None:
         topic = parse_device_topic(message.topic)
         if topic is not None:
             self._mqtt.publish(
                 topic.reply(topic.action.result),
-                error_body(peek_event_id(message.payload), 500, "internal error; see the twin service log"),
+                encode_error(peek_event_id(message.payload), 500, "internal error; see the twin service log"),
                 qos=1,
             )
 
@@ -216,54 +236,57 @@ class TwinService:
         return twin, schema
 
     async def _twin_update(self, topic: DeviceTopic, payload: bytes) -> None:
+        # The body is read before the device is looked up, as KubeEdge does: bad JSON is a 400
+        # whatever the device.
+        request = decode(TwinUpdate, payload, max_size=self.max_payload)
         twin, schema = self._twin_of(topic.device_id)
-        request = decode(TwinUpdateRequest, payload, max_size=self.max_payload)
-        outcome = twin.apply_edge_update(request, schema, now_ms())
-        desired = any(w is not None and w.expected is not None for w in request.twin.values())
-        await self.store.save_twin(twin, durable=desired)
-        self._reply(
+        if topic.action is Action.TWIN_CLOUD_UPDATED:
+            outcome = twin.apply_cloud_update(request, schema, now_ms())
+        else:
+            outcome = twin.apply_edge_update(request, schema, now_ms())
+        if outcome.changed:
+            # Desired values are durable before the result goes out; reported ones are written behind.
+            desired = any(w is not None and w.expected is not None for w in request.twin.values())
+            await self.store.save_twin(twin, durable=desired)
+        self._mqtt.publish(
             topic.reply(Action.TWIN_UPDATE_RESULT),
-            request.event_id,
-            twin={c.name: c.current.to_wire() for c in outcome.changes},
+            encode_twin_result(request.event_id, {c.name: c.current.to_wire() for c in outcome.changes}),
+            qos=1,
         )
         self._publish_events(topic.device_id, request.event_id, outcome)
 
     def _publish_events(self, device_id: str, event_id: str, outcome: UpdateOutcome) -> None:
         twin, schema = self.twins[device_id], self._schemas[device_id]
-        stamp = now_ms()
-        document = encode(
-            {
-                "event_id": event_id,
-                "timestamp": stamp,
-                "twin": {
-                    c.name: {
-                        "last": c.last.to_wire() if c.last is not None else None,
-                        "current": c.current.to_wire(),
-                    }
+        if outcome.changed:
+            document = encode_document(
+                event_id,
+                now_ms(),
+                (
+                    (c.name, c.last.to_wire() if c.last is not None else None, c.current.to_wire())
                     for c in outcome.changes
-                },
-            }
-        )
-        for target in event_topics(device_id, Action.TWIN_UPDATE_DOCUMENT, legacy_topics=self.legacy_topics):
-            self._mqtt.publish(target, document, qos=1)
+                ),
+            )
+            for target in event_topics(
+                device_id, Action.TWIN_UPDATE_DOCUMENT, legacy_topics=self.legacy_topics
+            ):
+                self._mqtt.publish(target, document, qos=1)
         pending = twin.delta(schema)
         if pending:
-            delta = encode(
-                {"event_id": event_id, "timestamp": stamp, "twin": twin.wire(pending), "delta": pending}
-            )
+            delta = encode_delta(twin.desired_properties(), pending)
             for target in event_topics(device_id, Action.TWIN_UPDATE_DELTA, legacy_topics=self.legacy_topics):
                 self._mqtt.publish(target, delta, qos=1)
 
     def _twin_get(self, topic: DeviceTopic, payload: bytes) -> None:
-        event_id = peek_event_id(payload)
-        if payload.strip():
-            event_id = decode(GetRequest, payload, max_size=self.max_payload).event_id
+        # An empty body is answered (KubeEdge refuses it): `mosquitto_pub -n` is how people try it.
+        event_id = decode(TwinGet, payload, max_size=self.max_payload).event_id if payload.strip() else ""
         twin, _ = self._twin_of(topic.device_id)
-        self._reply(topic.reply(Action.TWIN_GET_RESULT), event_id, twin=twin.wire())
+        self._mqtt.publish(
+            topic.reply(Action.TWIN_GET_RESULT), encode_twin_result(event_id, twin.wire()), qos=1
+        )
 
     async def _state_update(self, topic: DeviceTopic, payload: bytes) -> None:
+        request = decode(StateUpdate, payload, max_size=self.max_payload)
         twin, _ = self._twin_of(topic.device_id)
-        request = decode(StateUpdateRequest, payload, max_size=self.max_payload)
         state = request.state.lower()
         if state not in DEVICE_STATES:
             raise InvalidPayload(f"state {request.state[:40]!r} is not one of {', '.join(DEVICE_STATES)}")
@@ -271,44 +294,44 @@ class TwinService:
             twin.last_online = _iso_now()
         twin.state = state
         await self.store.save_twin(twin, durable=False)
-        self._reply(
+        self._mqtt.publish(
             topic.reply(Action.STATE_UPDATE_RESULT),
-            request.event_id,
-            device={
-                "name": split_device_id(topic.device_id)[1],
-                "state": twin.state,
-                "lastOnlineTime": twin.last_online,
-            },
+            encode_state_result(split_device_id(topic.device_id)[1], twin.state, twin.last_online),
+            qos=1,
         )
 
     def _membership_get(self, payload: bytes) -> None:
         result_topic = membership_topic(self.node, "get/result")
         try:
+            # An empty body is answered, as for twin/get.
             event_id = (
-                decode(MembershipRequest, payload, max_size=self.max_payload).event_id
-                if payload.strip()
-                else ""
+                decode(MembershipGet, payload, max_size=self.max_payload).event_id if payload.strip() else ""
             )
-        except EdgetwinError as exc:
-            self._mqtt.publish(result_topic, error_body(peek_event_id(payload), exc.code, str(exc)), qos=1)
+        except PermanentError as exc:
+            self._mqtt.publish(result_topic, encode_error(peek_event_id(payload), exc.code, str(exc)), qos=1)
             return
-        self._reply(
-            result_topic, event_id, devices=[self._member(d) for _, d in sorted(self.devices.items())]
-        )
+        members = [self._member(d) for _, d in sorted(self.devices.items())]
+        self._mqtt.publish(result_topic, encode_membership(event_id, members), qos=1)
 
-    def _member(self, device: Device) -> dict[str, Any]:
+    def _member(self, device: Device) -> MemberBody:
         twin = self.twins.get(device.id)
-        return {
+        member: MemberBody = {
             "id": device.id,
             "name": device.metadata.name,
             "state": twin.state if twin else "unknown",
-            "last_online": twin.last_online if twin else "",
             # What a mapper needs to run the device; KubeEdge clients ignore unknown keys.
             "edgetwin": {
                 "device": device.model_dump(mode="json"),
                 "model": self.models[device.model_key].model_dump(mode="json"),
             },
         }
+        # KubeEdge's cloud fills the description from the Device's label; empty fields are left out.
+        description = device.metadata.labels.get("description", "")
+        if description:
+            member["description"] = description
+        if twin is not None and twin.last_online:
+            member["last_online"] = twin.last_online
+        return member
 
 
 def _iso_now() -> str:

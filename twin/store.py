@@ -158,6 +158,7 @@ class TwinStore:
         self.data_dir = Path(data_dir)
         self.flush_interval = flush_interval
         self._twins_dir = self.data_dir / "twins"
+        self._removed_dir = self.data_dir / "removed"
         self._reported_file = self.data_dir / "reported.json"
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-store")
         # Twins changed since the last flush (records are built at flush time, once per flush).
@@ -261,11 +262,38 @@ class TwinStore:
             self._dirty[twin.device_id] = twin
             self._wake.set()
 
-    async def delete_twin(self, device_id: str) -> None:
-        self._dirty.pop(device_id, None)
-        if self._behind.pop(device_id, None) is not None:
-            self._wake.set()
-        await self._run(self._remove_twin_file, device_id)
+    async def archive_twin(self, twin: DeviceTwin) -> Path:
+        """Take a twin out of the served set, keeping it under ``removed/`` (durable); its path.
+
+        A device that leaves the node's devices (a mistyped ``--devices``, a Device moved or
+        deleted) loses nothing: ``restore_twin`` brings its twin back if the device returns.
+        """
+        self._dirty.pop(twin.device_id, None)
+        if self._behind.pop(twin.device_id, None) is not None:
+            self._wake.set()  # the next flush writes reported.json without it
+        path = self._removed_dir / _twin_file_name(twin.device_id)
+        await self._run(self._move_twin, self._record(twin), path)
+        return path
+
+    async def restore_twin(self, device_id: str) -> DeviceTwin | None:
+        """Bring back the twin ``archive_twin`` kept for a device (``None`` if there is none).
+
+        It is stored as served again (durable) before the archive is removed; an unreadable
+        archive is moved aside.
+        """
+        path = self._removed_dir / _twin_file_name(device_id)
+        if not path.exists():
+            return None
+        try:
+            twins = _read_twins(path)
+        except StoreCorrupt as exc:
+            self._quarantine(path, exc)
+            return None
+        twin = next((twin for _, twin in twins if twin.device_id == device_id), None)
+        if twin is not None:
+            await self.save_twin(twin, durable=True)
+        await self._run(path.unlink)
+        return twin
 
     async def flush(self) -> None:
         """Write every twin changed behind since the last flush, now."""
@@ -300,9 +328,11 @@ class TwinStore:
         # One document per file, the device's whole twin, in TinyDB's layout, in one atomic write.
         AtomicJSONStorage(path).write({"_default": {"1": record}})
 
-    def _remove_twin_file(self, device_id: str) -> None:
+    def _move_twin(self, record: dict[str, Any], archive: Path) -> None:
+        archive.parent.mkdir(exist_ok=True)
+        AtomicJSONStorage(archive).write({"_default": {"1": record}})
         with contextlib.suppress(FileNotFoundError):
-            (self._twins_dir / _twin_file_name(device_id)).unlink()
+            (self._twins_dir / _twin_file_name(record["device_id"])).unlink()
 
     async def _run(self, func: Any, *args: Any) -> None:
         loop = asyncio.get_running_loop()

@@ -32,6 +32,8 @@ class Action(enum.StrEnum):
     """What comes after the device id on a topic."""
 
     TWIN_UPDATE = "twin/update"
+    #: What KubeEdge's cloud sends down; published example apps use it to report values.
+    TWIN_CLOUD_UPDATED = "twin/cloud_updated"
     TWIN_UPDATE_RESULT = "twin/update/result"
     TWIN_UPDATE_DOCUMENT = "twin/update/document"
     TWIN_UPDATE_DELTA = "twin/update/delta"
@@ -42,10 +44,12 @@ class Action(enum.StrEnum):
 
     @property
     def result(self) -> Action:
+        if self is Action.TWIN_CLOUD_UPDATED:
+            return Action.TWIN_UPDATE_RESULT  # as KubeEdge answers it
         return Action(f"{self.value}/result")
 
 
-_REQUESTS = (Action.TWIN_UPDATE, Action.TWIN_GET, Action.STATE_UPDATE)
+_REQUESTS = (Action.TWIN_UPDATE, Action.TWIN_CLOUD_UPDATED, Action.TWIN_GET, Action.STATE_UPDATE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,14 +6,13 @@ device read, parsing a desired value before it is written) and the DMI server al
 functions here, so what the twin accepts a mapper can always write, and what a mapper reports the
 twin always accepts.
 
-| type | wire text accepted | device value | formatted as |
-|---|---|---|---|
-| INT | decimal integer in the signed 64-bit range (``-12``, ``+7``) | ``int`` | ``-12`` (a float is rounded half away from zero) |
-| FLOAT, DOUBLE | decimal or exponent form (``21.5``, ``5e-1``), ``NaN``, ``Inf``, ``-Inf`` | ``float`` | shortest form that reads back exactly (``21.5``, ``1.5e20``, ``22``) |
-| BOOLEAN | ``true false on off 1 0``, any case | ``bool`` | ``true`` / ``false`` |
-| STRING | any text | ``str`` | as is |
-| BYTES | hexadecimal, an even number of digits | ``bytes`` | lower-case hex |
-| STREAM | any text (reported only) | ``str`` | as is |
+* INT: a decimal integer in the signed 64-bit range (``-12``); device value ``int``; a float
+  from a device is rounded half away from zero.
+* FLOAT, DOUBLE: decimal or exponent form (``21.5``, ``5e-1``), ``NaN``, ``Inf``, ``-Inf``; device
+  value ``float``, formatted as the shortest text that reads back exactly (``21.5``, ``1.5e20``).
+* BOOLEAN: ``true false on off 1 0`` in any case; device value ``bool``, formatted ``true``/``false``.
+* STRING: any text, as is. STREAM: any text, reported only.
+* BYTES: hexadecimal with an even number of digits; device value ``bytes``, formatted in lower case.
 
 Every non-empty value must also pass KubeEdge's character rule (``VALUE_PATTERN``: at most 512 of
 ``a-z A-Z 0-9 - _ . , : / @ #``, so no spaces). An empty value is valid for STRING and BYTES only.
@@ -125,7 +124,7 @@ def _format(value: Value, ptype: PropertyType) -> str:
             if isinstance(value, float):
                 if not math.isfinite(value):
                     raise TypeMismatch(f"{_format_float(value)} is not an integer")
-                value = int(math.floor(abs(value) + 0.5)) * (1 if value >= 0 else -1)
+                value = math.floor(abs(value) + 0.5) * (1 if value >= 0 else -1)
             elif isinstance(value, str | bytes):
                 text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
                 value = parse_value(text, ptype)

@@ -1,17 +1,15 @@
-"""``edgetwin node NAME``: the twin service for one edge node on a given broker."""
+"""``edgetwin node NAME``: one edge node (its twin service, and mappers with ``--mappers``)."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
 
 from edgemqtt.client import BrokerAddress
-from edgetwin.commands._stop import wait_for_stop
+from edgetwin.commands._stop import run_until_stopped
 from edgetwin.settings import default_broker, default_data_dir
+from node_agent import Gateway, GatewaySettings
 from twin.manifests import load_manifests
-from twin.service import TwinService
-from twin.store import TwinStore
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,26 +49,22 @@ async def run(args: argparse.Namespace) -> int:
     data_dir = args.data_dir or default_data_dir() / "nodes" / args.name
     manifests = load_manifests(args.devices) if args.devices else None
     broker = BrokerAddress.parse(args.broker)
-    async with TwinStore(data_dir) as store:
-        service = TwinService(args.name, broker, store, legacy_topics=not args.no_legacy_topics)
-        await service.start(manifests)
-        print(
-            f"node {args.name}: twin service for {len(service.devices)} devices on {broker.url}, "
-            f"data in {data_dir}",
-            flush=True,
+    gateway = Gateway(
+        GatewaySettings(
+            node=args.name,
+            broker=broker,
+            data_dir=data_dir,
+            manifests=manifests,
+            mappers=args.mappers,
+            legacy_topics=not args.no_legacy_topics,
         )
-        try:
-            if args.mappers is None:
-                await wait_for_stop()
-            else:
-                from mappers import run_mappers
+    )
 
-                async with asyncio.TaskGroup() as group:
-                    mapper_task = group.create_task(
-                        run_mappers(args.name, broker, args.mappers or None), name="mappers"
-                    )
-                    await wait_for_stop()
-                    mapper_task.cancel()
-        finally:
-            await service.stop()
+    def banner() -> None:
+        devices = len(gateway.service.devices) if gateway.service is not None else 0
+        mappers = "" if args.mappers is None else ", mappers in this process"
+        where = f"on {broker.url}{mappers}, data in {data_dir}"
+        print(f"node {args.name}: twin service for {devices} devices {where}", flush=True)
+
+    await run_until_stopped(gateway.run(), ready=gateway.ready, on_ready=banner)
     return 0

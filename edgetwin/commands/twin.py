@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from edgetwin.settings import default_broker
 from twin.client import PropertyState, TwinClient, TwinEvent
+from twin.errors import UnknownDevice
 from twin.topics import full_device_id
 
 
@@ -23,6 +24,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     common.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the twin (default 5)")
     common.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    common.add_argument(
+        "--node",
+        help="check that the device belongs to this node first (helps when several nodes share a broker)",
+    )
 
     get = verbs.add_parser("get", parents=[common], help="show a device's twin")
     get.add_argument("device", help="device id: NAME (namespace default) or NAMESPACE/NAME")
@@ -64,8 +69,20 @@ def _as_json(states: dict[str, PropertyState]) -> str:
     )
 
 
+async def _check_node(client: TwinClient, device: str, node: str | None) -> None:
+    if node is None:
+        return
+    members = [m.id for m in await client.members(node)]
+    if full_device_id(device) not in members:
+        raise UnknownDevice(
+            f"device {full_device_id(device)} is not on node {node} "
+            f"(its devices: {', '.join(members) or 'none'})"
+        )
+
+
 async def run_get(args: argparse.Namespace) -> int:
     async with TwinClient(args.broker, timeout=args.timeout) as client:
+        await _check_node(client, args.device, args.node)
         states = await client.get(args.device)
     print(_as_json(states) if args.json else _table(states))
     return 0
@@ -73,6 +90,7 @@ async def run_get(args: argparse.Namespace) -> int:
 
 async def run_set(args: argparse.Namespace) -> int:
     async with TwinClient(args.broker, timeout=args.timeout) as client:
+        await _check_node(client, args.device, args.node)
         states = await client.set_desired(args.device, {args.property: args.value})
     if args.json:
         print(_as_json(states))
@@ -92,20 +110,21 @@ def _describe(event: TwinEvent) -> str:
 
 
 async def run_watch(args: argparse.Namespace) -> int:
-    seen = 0
     device = None if args.device is None else full_device_id(args.device)
-    async with (
-        TwinClient(args.broker, timeout=args.timeout) as client,
-        client.subscription(device) as events,
-    ):
-        print(f"watching {device or 'all devices'} on {args.broker} (Ctrl-C to stop)", file=sys.stderr)
-        while not args.count or seen < args.count:
-            event = await events.get()
-            seen += 1
-            line = (
-                json.dumps({"kind": event.kind, "device": event.device_id, **event.body})
-                if args.json
-                else _describe(event)
-            )
-            print(line, flush=True)
+    async with TwinClient(args.broker, timeout=args.timeout) as client:
+        if device is not None:
+            await _check_node(client, device, args.node)
+        # A named device is asked for first: an unknown one is an error, not a silent wait.
+        async with client.subscription(device) as events:
+            print(f"watching {device or 'all devices'} on {args.broker} (Ctrl-C to stop)", file=sys.stderr)
+            seen = 0
+            while not args.count or seen < args.count:
+                event = await events.get()
+                seen += 1
+                line = (
+                    json.dumps({"kind": event.kind, "device": event.device_id, **event.body})
+                    if args.json
+                    else _describe(event)
+                )
+                print(line, flush=True)
     return 0

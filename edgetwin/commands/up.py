@@ -20,12 +20,12 @@ from typing import Any
 from edgemqtt.broker import embedded_broker
 from edgemqtt.client import BrokerAddress
 from edgemqtt.errors import BrokerUnavailable
-from edgetwin.commands._stop import wait_for_stop
+from edgetwin.commands._stop import run_until_stopped
 from edgetwin.settings import CRDS, DEFAULT_NODE, SAMPLES, default_data_dir
+from node_agent import Gateway, GatewaySettings
 from twin.errors import TemporaryError
 from twin.manifests import load_manifests
 from twin.service import TwinService
-from twin.store import TwinStore
 
 # Where crds/samples/modbus-tcp.yaml points its device.
 SAMPLE_MODBUS_PORT = 5020
@@ -146,14 +146,19 @@ async def run(args: argparse.Namespace) -> int:
             await stack.enter_async_context(
                 _background("simulated modbus device", serve_sample("127.0.0.1", SAMPLE_MODBUS_PORT))
             )
-        store = await stack.enter_async_context(TwinStore(data_dir / "nodes" / args.node))
-        service = TwinService(args.node, broker, store)
-        await service.start(manifests)
-        stack.push_async_callback(service.stop)
-        if mappers:
-            from mappers import run_mappers
+        gateway = Gateway(
+            GatewaySettings(
+                node=args.node,
+                broker=broker,
+                data_dir=data_dir / "nodes" / args.node,
+                manifests=manifests,
+                mappers=[] if mappers else None,
+            )
+        )
 
-            await stack.enter_async_context(_background("mappers", run_mappers(args.node, broker)))
-        print(_banner(broker, service, data_dir, kubeconfig, mappers), flush=True)
-        await wait_for_stop()
+        def banner() -> None:
+            assert gateway.service is not None
+            print(_banner(broker, gateway.service, data_dir, kubeconfig, mappers), flush=True)
+
+        await run_until_stopped(gateway.run(), ready=gateway.ready, on_ready=banner)
     return 0

@@ -15,9 +15,9 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from twin.values import Value
 from twin.errors import OutOfRange, TypeMismatch
 from twin.models import PropertyType
+from twin.values import Value
 
 __all__ = [
     "GENERIC_TYPES",

@@ -19,8 +19,8 @@ from mappers.modbus.decoding import Codec, DataType, codec_for, decode, decode_b
 from mappers.modbus.link import ModbusLink
 from mappers.modbus.planner import Block, Span, plan
 from mappers.plugin import MappedProperty, Mapper, ReadResult
-from twin.values import Value
 from twin.errors import DeviceRefused, DeviceUnreachable, PermanentError, ReadOnlyProperty
+from twin.values import Value
 
 __all__ = ["ModbusMapper"]
 

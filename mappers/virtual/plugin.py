@@ -20,10 +20,10 @@ import asyncio
 from pydantic import Field
 
 from mappers.plugin import MappedProperty, Mapper, PluginConfig
-from twin.values import Value
 from mappers.virtual.device import SimulatedDevice, simulated
 from twin.errors import DeviceRefused, DeviceUnreachable
 from twin.models import PropertyType
+from twin.values import Value
 
 __all__ = ["VirtualConfig", "VirtualMapper", "VirtualVisitor"]
 

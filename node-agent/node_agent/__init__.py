@@ -1,5 +1,10 @@
-"""The gateway agent: the edge end of the cloud link, the offline outbox, and the pod runtime.
+"""The gateway agent: hosts one edge node's twin service and in-process mappers (``Gateway``).
 
-Nothing lives here yet: today ``edgetwin node`` hosts the twin service directly. The cloud link
-(DESIGN.md §6) and the pod runtime (§9) are planned work.
+The edge end of the cloud link, the offline outbox, the pod runtime and the DMI server join the
+same host as they are built (DESIGN.md §6, §9).
 """
+
+from node_agent.gateway import Gateway, GatewaySettings
+from node_agent.supervision import PieceFailed, RestartPolicy, supervise
+
+__all__ = ["Gateway", "GatewaySettings", "PieceFailed", "RestartPolicy", "supervise"]

@@ -139,3 +139,39 @@ def test_python_dash_m_runs_the_same_command() -> None:
     result = subprocess.run([*EDGETWIN, "twin", "--help"], capture_output=True, text=True, check=False)
     assert result.returncode == 0
     assert "watch" in result.stdout
+
+
+def test_watching_an_unknown_device_says_so_instead_of_waiting(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    url = mosquitto.address.url
+    with service(
+        "node", "edge-node-1", "--broker", url, "--data-dir", str(tmp_path), "--devices", str(SAMPLE_DEVICES)
+    ) as node:
+        node.wait_for("twin service for 2 devices")
+        result = run_cli("twin", "watch", "nosuch", "--broker", url)
+    assert result.returncode == 2
+    assert "default/nosuch is not known on node edge-node-1" in result.stderr
+
+
+def test_node_option_checks_the_device_belongs_to_that_node(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    url = mosquitto.address.url
+    with service(
+        "node", "edge-node-1", "--broker", url, "--data-dir", str(tmp_path), "--devices", str(SAMPLE_DEVICES)
+    ) as node:
+        node.wait_for("twin service for 2 devices")
+        mine = run_cli("twin", "get", "thermostat", "--node", "edge-node-1", "--broker", url)
+        other = run_cli(
+            "twin",
+            "set",
+            "thermostat",
+            "target",
+            "21",
+            "--node",
+            "edge-node-1x",
+            "--broker",
+            url,
+            "--timeout",
+            "1",
+        )
+    assert mine.returncode == 0, mine.stderr
+    assert other.returncode != 0
+    assert "edge-node-1x" in other.stderr

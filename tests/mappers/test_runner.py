@@ -14,7 +14,6 @@ from edgemqtt.client import BrokerAddress
 from mappers.plugin import MappedProperty, Mapper, PluginConfig
 from mappers.registry import Registry
 from mappers.runner import MapperRunner
-from twin.values import Value
 from mappers.virtual import VirtualMapper, simulated
 from mappers.virtual.device import forget_all
 from tests.fixtures.brokers import Mosquitto
@@ -23,6 +22,7 @@ from tests.mappers.builders import device, manifests, model
 from tests.mappers.harness import FAST, mapper_stack, until
 from twin.client import TwinClient
 from twin.models import Device
+from twin.values import Value
 
 THERMO = model(
     "thermo-model",

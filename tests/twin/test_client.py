@@ -53,7 +53,7 @@ async def test_errors_come_back_as_named_exceptions(twin_service: TwinService, b
 async def test_members_lists_the_devices_of_a_node(twin_service: TwinService, broker: BrokerAddress) -> None:
     async with TwinClient(broker) as client:
         members = await client.members("edge-node-1")
-    assert [m["id"] for m in members] == ["default/thermostat", "plant/boiler"]
+    assert [m.id for m in members] == ["default/thermostat", "plant/boiler"]
 
 
 async def test_no_answer_is_a_clear_error(broker: BrokerAddress) -> None:

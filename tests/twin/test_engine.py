@@ -9,18 +9,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.fixtures.twin import SAMPLE_DEVICES
-from twin.codec import TwinUpdateRequest
 from twin.engine import DeviceSchema, DeviceTwin, TwinProperty, Version
 from twin.errors import (
     InvalidValue,
     OutOfRange,
     PermanentError,
     ReadOnlyProperty,
+    TypeMismatch,
     UnknownProperty,
     VersionConflict,
 )
 from twin.manifests import load_manifests
 from twin.models import Device, DeviceModel
+from twin.wire import TwinUpdate
 
 MANIFESTS = load_manifests([SAMPLE_DEVICES])
 DEVICE: Device = MANIFESTS.devices["default/thermostat"]
@@ -34,8 +35,8 @@ def fresh() -> DeviceTwin:
     return twin
 
 
-def update(**props: dict[str, Any] | None) -> TwinUpdateRequest:
-    return TwinUpdateRequest.model_validate({"event_id": "e", "twin": props})
+def update(**props: dict[str, Any] | None) -> TwinUpdate:
+    return TwinUpdate.model_validate({"event_id": "e", "twin": props})
 
 
 def test_a_new_twin_takes_properties_types_and_desired_values_from_the_manifest() -> None:
@@ -82,9 +83,13 @@ def test_reported_write_bumps_the_actual_edge_version_only() -> None:
         ({"target": {"expected": {"value": "31"}}}, OutOfRange),
         ({"temperature": {"expected": {"value": "1"}}}, ReadOnlyProperty),
         ({"colour": {"expected": {"value": "1"}}}, UnknownProperty),
-        ({"mode": None}, InvalidValue),
-        ({"mode": {"metadata": {"type": "Updated"}}}, InvalidValue),
         ({"mode": {"expected": {"value": "ok"}}, "target": {"expected": {"value": "x"}}}, InvalidValue),
+        ({"target": {"expected": {}}}, InvalidValue),
+        ({"temperature": {"actual": {"value": None}}}, InvalidValue),
+        ({"temperature": {"actual": {"value": ""}}}, TypeMismatch),
+        ({"target": {"actual": {"value": "9223372036854775808"}}}, TypeMismatch),
+        ({"power": {"actual": {"value": "maybe"}}}, TypeMismatch),
+        ({"target": {"expected": {"value": ""}}}, TypeMismatch),
     ],
 )
 def test_a_refused_update_changes_nothing(props: dict[str, Any], error: type[PermanentError]) -> None:
@@ -95,9 +100,26 @@ def test_a_refused_update_changes_nothing(props: dict[str, Any], error: type[Per
     assert twin.to_record() == before
 
 
-def test_an_update_naming_no_property_is_refused() -> None:
-    with pytest.raises(InvalidValue, match="names no properties"):
-        fresh().apply_edge_update(update(), SCHEMA, now=2000)
+@pytest.mark.parametrize(
+    "props",
+    [{}, {"mode": None}, {"mode": {"metadata": {"type": "Updated"}}}, {"mode": {}}],
+    ids=["empty twin", "delete of a declared property", "metadata only", "empty property"],
+)
+def test_an_update_that_asks_for_nothing_succeeds_and_changes_nothing(props: dict[str, Any]) -> None:
+    # As KubeEdge: a declared (non-optional) property is not deleted by null, and a property with
+    # neither expected nor actual is left as it is.
+    twin = fresh()
+    before = twin.to_record()
+    assert not twin.apply_edge_update(update(**props), SCHEMA, now=2000).changed
+    assert twin.to_record() == before
+
+
+def test_every_value_sent_counts_as_a_change_even_when_unchanged() -> None:
+    twin = fresh()
+    twin.apply_edge_update(update(temperature={"actual": {"value": "21"}}), SCHEMA, now=2)
+    outcome = twin.apply_edge_update(update(temperature={"actual": {"value": "21"}}), SCHEMA, now=3)
+    assert [c.name for c in outcome.changes] == ["temperature"]
+    assert twin.properties["temperature"].actual_version == Version(0, 2)
 
 
 def test_delta_lists_non_empty_desired_values_the_device_has_not_reached() -> None:
@@ -111,10 +133,34 @@ def test_delta_lists_non_empty_desired_values_the_device_has_not_reached() -> No
     assert twin.delta(SCHEMA) == {}
 
 
-def test_an_empty_desired_value_is_no_desire() -> None:
+def test_an_empty_desired_value_of_a_string_is_no_desire() -> None:
     twin = fresh()
-    twin.apply_edge_update(update(target={"expected": {"value": ""}}), SCHEMA, now=2)
-    assert twin.delta(SCHEMA) == {}
+    twin.apply_edge_update(update(mode={"expected": {"value": "eco"}}), SCHEMA, now=2)
+    assert twin.delta(SCHEMA) == {"target": "20", "mode": "eco"}
+    twin.apply_edge_update(update(mode={"expected": {"value": ""}}), SCHEMA, now=3)
+    assert twin.delta(SCHEMA) == {"target": "20"}
+
+
+def test_a_cloud_updated_body_applies_versioned_desired_values_as_cloud_writes() -> None:
+    twin = fresh()  # target: expected_version cloud=1, edge=0
+    body = update(
+        target={"expected": {"value": "25"}, "expected_version": {"cloud": 2, "edge": 0}},
+        temperature={"actual": {"value": "19.5"}, "metadata": {"type": "Updated"}},
+    )
+    outcome = twin.apply_cloud_update(body, SCHEMA, now=5)
+    assert {c.name for c in outcome.changes} == {"target", "temperature"}
+    assert twin.properties["target"].expected_version == Version(2, 0)
+    stale = update(target={"expected": {"value": "26"}, "expected_version": {"cloud": 2, "edge": 0}})
+    assert not twin.apply_cloud_update(stale, SCHEMA, now=6).changed
+    twin.apply_edge_update(update(target={"expected": {"value": "27"}}), SCHEMA, now=7)
+    before = twin.to_record()
+    lost = update(
+        target={"expected": {"value": "28"}, "expected_version": {"cloud": 3, "edge": 0}},
+        temperature={"actual": {"value": "20"}},
+    )
+    with pytest.raises(VersionConflict):
+        twin.apply_cloud_update(lost, SCHEMA, now=8)
+    assert twin.to_record() == before
 
 
 CLOUD_CASES = [

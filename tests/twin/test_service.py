@@ -183,8 +183,12 @@ BAD_UPDATES: list[tuple[str, str, bytes, int, str]] = [
         400,
         "exceeds",
     ),
-    ("reported wrong type", DEV, orjson.dumps(reported("power", "maybe")), 400, "not true or false"),
-    ("delete declared property", DEV, b'{"twin": {"mode": null}}', 400, "cannot be deleted"),
+    ("reported wrong type", DEV, orjson.dumps(reported("power", "maybe")), 400, "is not a boolean"),
+    ("reported empty number", DEV, orjson.dumps(reported("temperature", "")), 400, "is not a number"),
+    ("reported beyond int64", DEV, orjson.dumps(reported("target", "9" * 20)), 400, "64-bit integer range"),
+    ("reported without value", DEV, b'{"twin": {"temperature": {"actual": {}}}}', 400, "has no 'value'"),
+    ("desired non-finite", DEV, orjson.dumps(desired("temperature", "inf")), 400, "ReadOnly"),
+    ("bad JSON for an unknown device", "$hw/events/device/default/ghost", b"{", 400, "not valid JSON"),
     ("twin not a mapping", DEV, b'{"twin": "on"}', 400, "invalid payload"),
 ]
 
@@ -277,3 +281,26 @@ async def test_devices_of_other_nodes_are_not_served(broker: BrokerAddress, tmp_
         async with mqtt_probe(broker, f"{DEV}/twin/get/result") as probe:
             body = await probe.request(f"{DEV}/twin/get", b"{}", f"{DEV}/twin/get/result")
         assert body["code"] == 404
+
+
+async def test_a_device_left_out_of_the_manifests_is_kept_aside_with_a_log_line_and_comes_back(
+    broker: BrokerAddress, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with (
+        start_twin(broker, [SAMPLE_DEVICES], data_dir=tmp_path) as _,
+        mqtt_probe(broker, f"{DEV}/twin/update/result") as probe,
+    ):
+        await probe.request(f"{DEV}/twin/update", desired("mode", "eco"), f"{DEV}/twin/update/result")
+    fewer = load_manifests([SAMPLE_DEVICES])
+    del fewer.devices["default/thermostat"]
+    async with start_twin(broker, fewer, data_dir=tmp_path) as service:
+        assert "default/thermostat" not in service.twins
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("default/thermostat" in w and "kept" in w for w in warnings), warnings
+    assert (tmp_path / "removed" / "default__thermostat.json").exists()
+    assert not (tmp_path / "twins" / "default__thermostat.json").exists()
+    # The device comes back: so does its twin, desired value and all.
+    async with start_twin(broker, [SAMPLE_DEVICES], data_dir=tmp_path) as service:
+        expected = service.twins["default/thermostat"].properties["mode"].expected
+        assert expected is not None and expected.value == "eco"
+    assert not (tmp_path / "removed" / "default__thermostat.json").exists()

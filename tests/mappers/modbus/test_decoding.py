@@ -16,9 +16,9 @@ from mappers.modbus.decoding import (
     encode,
     encode_bits,
 )
-from twin.values import Value
 from twin.errors import OutOfRange, TypeMismatch
 from twin.models import PropertyType as P
+from twin.values import Value
 
 D = DataType
 SWAPS = {  # (byte_swap, word_swap)

@@ -10,15 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twin.codec import (
-    GetRequest,
-    StateUpdateRequest,
-    TwinUpdateRequest,
+from twin.errors import InvalidPayload
+from twin.wire import (
+    StateUpdate,
+    TwinGet,
+    TwinUpdate,
     decode,
-    error_body,
+    encode_error,
     peek_event_id,
 )
-from twin.errors import InvalidPayload
 
 
 def test_a_kubeedge_mapper_report_decodes() -> None:
@@ -26,7 +26,7 @@ def test_a_kubeedge_mapper_report_decodes() -> None:
         b'{"event_id":"","timestamp":0,'
         b'"twin":{"temp":{"actual":{"value":"21.5"},"metadata":{"type":"Updated"}}}}'
     )
-    request = decode(TwinUpdateRequest, body)
+    request = decode(TwinUpdate, body)
     twin = request.twin["temp"]
     assert twin is not None
     assert twin.actual is not None
@@ -35,9 +35,7 @@ def test_a_kubeedge_mapper_report_decodes() -> None:
 
 
 def test_numbers_and_booleans_become_wire_strings() -> None:
-    request = decode(
-        TwinUpdateRequest, b'{"twin":{"a":{"expected":{"value":21}},"b":{"expected":{"value":true}}}}'
-    )
+    request = decode(TwinUpdate, b'{"twin":{"a":{"expected":{"value":21}},"b":{"expected":{"value":true}}}}')
     values = {
         name: t.expected.value for name, t in request.twin.items() if t is not None and t.expected is not None
     }
@@ -45,16 +43,16 @@ def test_numbers_and_booleans_become_wire_strings() -> None:
 
 
 def test_null_property_decodes_as_a_deletion() -> None:
-    assert decode(TwinUpdateRequest, b'{"twin":{"p":null}}').twin == {"p": None}
+    assert decode(TwinUpdate, b'{"twin":{"p":null}}').twin == {"p": None}
 
 
 @pytest.mark.parametrize("key", ["state", "State"])
 def test_state_is_read_from_either_spelling(key: str) -> None:
-    assert decode(StateUpdateRequest, json.dumps({key: "online"}).encode()).state == "online"
+    assert decode(StateUpdate, json.dumps({key: "online"}).encode()).state == "online"
 
 
 def test_unknown_fields_are_ignored() -> None:
-    request = decode(GetRequest, b'{"event_id": 7, "extra": {"x": 1}}')
+    request = decode(TwinGet, b'{"event_id": 7, "extra": {"x": 1}}')
     assert request.event_id == "7"
 
 
@@ -76,12 +74,12 @@ def test_unknown_fields_are_ignored() -> None:
 )
 def test_bad_bodies_raise_invalid_payload_with_a_reason(payload: bytes, reason: str) -> None:
     with pytest.raises(InvalidPayload, match=reason):
-        decode(TwinUpdateRequest, payload, max_size=64 * 1024)
+        decode(TwinUpdate, payload, max_size=64 * 1024)
 
 
 def test_deep_nesting_within_the_size_limit_is_refused_not_crashing() -> None:
     with pytest.raises(InvalidPayload):
-        decode(TwinUpdateRequest, b"[" * 5000 + b"]" * 5000)
+        decode(TwinUpdate, b"[" * 5000 + b"]" * 5000)
 
 
 @pytest.mark.parametrize(
@@ -99,7 +97,7 @@ def test_event_id_is_recovered_for_error_replies_when_possible(payload: bytes, e
 
 
 def test_error_body_has_kubeedge_fields() -> None:
-    body = json.loads(error_body("e", 404, "gone"))
+    body = json.loads(encode_error("e", 404, "gone"))
     assert set(body) == {"event_id", "timestamp", "code", "reason"}
     assert (body["event_id"], body["code"], body["reason"]) == ("e", 404, "gone")
 
@@ -134,7 +132,7 @@ twin_like: st.SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=300))
 def test_fuzz_arbitrary_bytes_never_raise_anything_but_invalid_payload(payload: bytes) -> None:
-    for cls in (TwinUpdateRequest, StateUpdateRequest, GetRequest):
+    for cls in (TwinUpdate, StateUpdate, TwinGet):
         with contextlib.suppress(InvalidPayload):
             decode(cls, payload)
     peek_event_id(payload)
@@ -146,6 +144,6 @@ def test_fuzz_json_shaped_like_requests_never_raises_anything_but_invalid_payloa
     body: dict[str, Any],
 ) -> None:
     payload = json.dumps(body).encode()
-    for cls in (TwinUpdateRequest, StateUpdateRequest, GetRequest):
+    for cls in (TwinUpdate, StateUpdate, TwinGet):
         with contextlib.suppress(InvalidPayload):
             decode(cls, payload)

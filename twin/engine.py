@@ -291,26 +291,38 @@ class DeviceTwin:
     def apply_cloud_desired(
         self, name: str, value: str, version: Version, schema: DeviceSchema, now: int
     ) -> UpdateOutcome:
-        """A desired value from the cloud with the versions the cloud holds."""
-        self._check_cloud(name, value, version, schema)
+        """A desired value from the cloud with the versions ``(cloud, edge)`` it was written at.
+
+        Versions order writes as pairs, cloud first: a write is applied when its pair is newer than
+        the stored one. A cloud write with a newer ``cloud`` counter wins over local writes made
+        meanwhile (the Kubernetes API is the source of truth); one with the same ``cloud`` counter
+        but an older ``edge`` counter lost a race with a local write (``VersionConflict``; the local
+        value goes up instead); anything else is a stale or repeated write and changes nothing.
+        """
+        if not self._check_cloud(name, value, version, schema):
+            return UpdateOutcome([])
         last = self.properties.get(name)
         current = last.clone() if last is not None else TwinProperty(type=schema.get(name).type.wire_name)
-        if version.cloud <= current.expected_version.cloud:
-            return UpdateOutcome([])
         current.expected = TwinValue(value, now)
-        current.expected_version.cloud = version.cloud
+        # The edge counter never goes back: local writes after this one must still count up from it.
+        current.expected_version = Version(version.cloud, max(version.edge, current.expected_version.edge))
         self.properties[name] = current
         return UpdateOutcome([Change(name, last, current)])
 
-    def _check_cloud(self, name: str, value: str, version: Version, schema: DeviceSchema) -> None:
+    def _check_cloud(self, name: str, value: str, version: Version, schema: DeviceSchema) -> bool:
+        """Whether a cloud write is newer than what is stored; ``VersionConflict`` if it lost a race."""
         check_key(name)
         schema.get(name).check_desired(value)
         last = self.properties.get(name)
-        if last is not None and version.edge < last.expected_version.edge:
+        stored = last.expected_version if last is not None else Version()
+        if version.cloud != stored.cloud:
+            return version.cloud > stored.cloud
+        if version.edge < stored.edge:
             raise VersionConflict(
-                f"property {name!r}: the cloud write (edge version {version.edge}) lost to a local "
-                f"write (edge version {last.expected_version.edge})"
+                f"property {name!r}: the cloud write (versions {version.cloud}/{version.edge}) lost to a "
+                f"local write (edge version {stored.edge})"
             )
+        return version.edge > stored.edge
 
     # -- views ------------------------------------------------------------------------------------
 

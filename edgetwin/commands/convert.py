@@ -46,19 +46,35 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(run=run)
 
 
-def _files(paths: list[Path]) -> list[Path]:
-    found: list[Path] = []
+def _sources(paths: list[Path]) -> list[Source]:
+    """Every document of the named files, and of the YAML files in the named folders.
+
+    A named file without a KubeEdge device object is a mistake (not KubeEdge input); in a folder,
+    such files (a CRD, a Deployment of the old mapper) are left out, unless all of them are.
+    """
+    sources: list[Source] = []
     for path in paths:
         if str(path) == "-" or path.is_file():
-            found.append(path)
+            docs = _read(path)
+            if not any(_kubeedge(s.doc) for s in docs):
+                raise InvalidManifest(f"{_name(path)}: {_NONE}")
+            sources += docs
         elif path.is_dir():
             inside = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
-            if not inside:
-                raise InvalidManifest(f"{path}: no .yaml or .yml files in this folder")
-            found += inside
+            found = [docs for docs in map(_read, inside) if any(_kubeedge(s.doc) for s in docs)]
+            if not found:
+                raise InvalidManifest(f"{path}: {_NONE} (in its .yaml and .yml files)")
+            sources += [source for docs in found for source in docs]
         else:
             raise InvalidManifest(f"{path}: no such file or folder")
-    return found
+    return sources
+
+
+_NONE = f"no KubeEdge Device or DeviceModel ({API_GROUP}/v1alpha1, v1alpha2 or v1beta1) in it"
+
+
+def _name(path: Path) -> str:
+    return "<stdin>" if str(path) == "-" else str(path)
 
 
 def _read(path: Path) -> list[Source]:
@@ -66,7 +82,7 @@ def _read(path: Path) -> list[Source]:
         text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidManifest(f"{path}: cannot be read: {exc}") from exc
-    name = "<stdin>" if str(path) == "-" else str(path)
+    name = _name(path)
     try:
         docs = [doc for doc in yaml.safe_load_all(text) if doc is not None]
     except yaml.YAMLError as exc:
@@ -74,10 +90,6 @@ def _read(path: Path) -> list[Source]:
         where = f" (line {mark.line + 1})" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise InvalidManifest(f"{name}: not valid YAML{where}: {problem}") from exc
-    if not any(_kubeedge(doc) for doc in docs):
-        raise InvalidManifest(
-            f"{name}: no KubeEdge Device or DeviceModel ({API_GROUP}/v1alpha1, v1alpha2 or v1beta1) in it"
-        )
     return [Source(f"{name} (document {index + 1})", doc) for index, doc in enumerate(docs)]
 
 
@@ -90,7 +102,7 @@ def _kubeedge(doc: Any) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    sources = [source for path in _files(args.files) for source in _read(path)]
+    sources = _sources(args.files)
     result = convert(sources, node=args.node)
     for note in result.notes:
         print(note, file=sys.stderr)

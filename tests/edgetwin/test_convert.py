@@ -109,3 +109,18 @@ def test_help_explains_the_command() -> None:
     result = run_cli("convert", "--help")
     assert result.returncode == 0
     assert "v1alpha2" in result.stdout and "--node" in result.stdout and "stderr" in result.stdout
+
+
+def test_a_folder_leaves_out_files_without_devices_and_needs_at_least_one(tmp_path: Path) -> None:
+    folder = tmp_path / "old"
+    folder.mkdir()
+    (folder / "crd.yaml").write_text("apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n")
+    result = run_cli("convert", str(folder))
+    assert result.returncode == 2
+    assert "no KubeEdge Device or DeviceModel" in result.stderr and str(folder) in result.stderr
+
+    (folder / "led.yaml").write_text((KUBEEDGE / "led-light.yaml").read_text())
+    result = run_cli("convert", str(folder))
+    assert result.returncode == 0, result.stderr
+    kinds = [d["kind"] for d in yaml.safe_load_all(result.stdout)]
+    assert kinds == ["DeviceModel", "Device"]

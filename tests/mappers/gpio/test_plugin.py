@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from mappers.bus import Buses
-from mappers.gpio.errors import InputPinNotWritable, NoSuchPin, PinInUse
+from mappers.gpio.errors import GpioUnavailable, InputPinNotWritable, NoSuchPin, PinInUse
 from mappers.gpio.plugin import GpioMapper
 from mappers.plugin import MappedDevice
 from tests.mappers.builders import device, mapped, model
@@ -159,3 +159,10 @@ async def test_pwm_on_a_factory_without_pwm_is_refused(mock_pins: Any) -> None:
     async with GpioMapper(dev, Buses()) as mapper:
         with pytest.raises(DeviceRefused, match="cannot do PWM"):
             await mapper.read(prop(dev, "dimmer"))
+
+
+async def test_a_pin_factory_that_cannot_start_fails_the_device_by_name(mock_pins: Any) -> None:
+    dev = board("desk", {"led": {"pin": 17}}, {"pinFactory": "pigpio"})  # no pigpio daemon here
+    with pytest.raises(GpioUnavailable, match="pigpio pin factory cannot start"):
+        async with GpioMapper(dev, Buses()):
+            pass

@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="Modbus: slave ids to try, e.g. 1-10,17 (default 1-247)",
     )
     parser.add_argument(
-        "--baud", type=int, default=19200, help="Modbus on a serial port: the line's baud rate (default 19200)"
+        "--baud", type=int, default=19200, help="Modbus on a serial port: its baud rate (default 19200)"
     )
     parser.add_argument("-o", "--output", type=Path, help="write the YAML to this file instead of stdout")
     parser.set_defaults(run=run)

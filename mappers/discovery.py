@@ -40,6 +40,8 @@ class DiscoverOptions:
     address: str | None = None
     #: Modbus: slave ids to try.
     slave_ids: tuple[int, ...] = field(default_factory=lambda: tuple(range(1, 248)))
+    #: Serial targets (Modbus RTU on /dev/ttyUSB0): the line's speed.
+    baud_rate: int = 19200
 
 
 @dataclass(frozen=True)

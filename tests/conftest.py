@@ -3,6 +3,7 @@
 pytest_plugins = [
     "tests.fixtures.apiserver",
     "tests.fixtures.brokers",
+    "tests.fixtures.gpio",
     "tests.fixtures.logs",
     "tests.fixtures.modbus",
     "tests.fixtures.twin",

@@ -55,6 +55,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default="1-247",
         help="Modbus: slave ids to try, e.g. 1-10,17 (default 1-247)",
     )
+    parser.add_argument(
+        "--baud", type=int, default=19200, help="Modbus on a serial port: its baud rate (default 19200)"
+    )
     parser.add_argument("-o", "--output", type=Path, help="write the YAML to this file instead of stdout")
     parser.set_defaults(run=run)
 
@@ -110,6 +113,7 @@ async def run(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         address=args.address,
         slave_ids=_slave_ids(args.slave_ids),
+        baud_rate=args.baud,
     )
     found: Discovered = await _scanner(protocol).discover(args.target, options, _progress)
     text = found.to_yaml()

@@ -20,12 +20,14 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Self
+from typing import Literal, Self
 
 from pymodbus.constants import ExcCodes
+from pymodbus.exceptions import NoSuchIdException
 from pymodbus.framer import FramerType
 from pymodbus.server import ModbusBaseServer, ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
+from pymodbus.simulator.simcore import SimCore
 
 from mappers.modbus.decoding import RegisterKind
 
@@ -98,11 +100,41 @@ class Slave:
         )
 
 
-class ModbusSimulator:
-    """``async with ModbusSimulator([Slave(1), Slave(2)]).tcp(port=5020) as sim: ...``"""
+#: What a request for a slave id the simulator does not have gets: ``failure`` is pymodbus's own
+#: answer (exception 4, slave device failure); ``gateway`` is a TCP gateway's (exception 11, the
+#: target did not respond); ``silent`` is an RS-485 line's (no answer: the client times out).
+Absent = Literal["failure", "gateway", "silent"]
 
-    def __init__(self, slaves: Sequence[Slave] = (Slave(),)) -> None:
+
+class _KnownSlavesOnly(SimCore):
+    """pymodbus's simulator answers an unknown id from slave 0 or with exception 4; a real bus does not."""
+
+    def _check(self, device_id: int) -> None:
+        if device_id not in self.devices:
+            raise NoSuchIdException(f"no slave {device_id}")
+
+    async def async_getValues(
+        self, device_id: int, func_code: int, address: int, count: int = 1
+    ) -> list[int] | list[bool] | ExcCodes:
+        self._check(device_id)
+        return await super().async_getValues(device_id, func_code, address, count)
+
+    async def async_setValues(
+        self, device_id: int, func_code: int, address: int, values: list[int] | list[bool]
+    ) -> ExcCodes | None:
+        self._check(device_id)
+        return await super().async_setValues(device_id, func_code, address, values)
+
+
+class ModbusSimulator:
+    """``async with ModbusSimulator([Slave(1), Slave(2)]).tcp(port=5020) as sim: ...``
+
+    ``absent`` says how requests for other slave ids are answered (see ``Absent``).
+    """
+
+    def __init__(self, slaves: Sequence[Slave] = (Slave(),), *, absent: Absent = "failure") -> None:
         self.slaves = list(slaves)
+        self.absent = absent
         self._server: ModbusBaseServer | None = None
         self._start: tuple[str, dict[str, object]] | None = None
 
@@ -130,6 +162,9 @@ class ModbusSimulator:
             server = ModbusSerialServer(
                 devices, framer=FramerType.RTU, port=port, baudrate=baudrate, timeout=1, reconnect_delay=0
             )
+        if self.absent != "failure":
+            server.context = _KnownSlavesOnly(devices)
+            server.ignore_missing_devices = self.absent == "silent"
         await server.serve_forever(background=True)
         self._server = server
 

@@ -35,12 +35,14 @@ def test_mapper_list_shows_the_built_in_plugins_and_their_distribution() -> None
     rows = {line.split()[0]: line for line in lines[1:]}
     assert "edgetwin 0.1.0" in rows["modbus"] and rows["modbus"].endswith("ok")
     assert "mappers.virtual:VirtualMapper" in rows["virtual"]
+    assert "mappers.gpio.plugin:GpioMapper" in rows["gpio"] and rows["gpio"].endswith("ok")
 
 
 def test_mapper_run_of_a_protocol_nobody_installed_fails_with_a_clear_message() -> None:
     result = edgetwin("mapper", "run", "canbus", "--broker", "mqtt://127.0.0.1:1")
     assert result.returncode == 2
-    assert "no mapper plugin for protocol 'canbus' is installed (have: modbus, virtual" in result.stderr
+    assert "no mapper plugin for protocol 'canbus' is installed (have: " in result.stderr
+    assert "modbus, " in result.stderr and "virtual" in result.stderr
 
 
 def test_mapper_new_refuses_a_name_that_cannot_be_a_package(tmp_path: Path) -> None:

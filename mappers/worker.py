@@ -26,7 +26,7 @@ from mappers.membership import Member
 from mappers.plugin import AnyMapper, MappedProperty, Mapper, ReadResult
 from mappers.reporting import Reading, ReportBuffer
 from mappers.settings import RunnerSettings
-from mappers.values import Value, from_wire, to_wire
+from mappers.values import from_wire, to_wire
 from twin.codec import encode, now_ms
 from twin.errors import DeviceUnreachable, InvalidManifest, PermanentError, TemporaryError
 from twin.models import cycle_seconds
@@ -52,7 +52,7 @@ class _Desired:
 @dataclass(frozen=True)
 class _Pushed:
     name: str
-    value: Value
+    value: ReadResult
 
 
 @dataclass(frozen=True)

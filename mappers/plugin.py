@@ -150,9 +150,7 @@ class Mapper(ABC, Generic[ConfigT, VisitorT]):
         """
         return False
 
-    async def watch(
-        self, props: Sequence[MappedProperty[VisitorT]]
-    ) -> AsyncIterator[tuple[str, ReadResult]]:
+    async def watch(self, props: Sequence[MappedProperty[VisitorT]]) -> AsyncIterator[tuple[str, ReadResult]]:
         """Push protocols override this: yield ``(property name, value)`` as the device sends them.
 
         ``props`` are the properties for which ``pushes`` is true; the runner calls it once per

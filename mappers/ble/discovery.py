@@ -157,7 +157,7 @@ async def _describe(
                         except BleakError as exc:
                             progress(f"  {char.uuid}: could not be read ({exc})")
                     entries.append(_Entry(service.uuid, char, value))
-                    progress(f"  {char.uuid} {char.description}: {', '.join(char.properties)}")
+                    progress(f"  {char.uuid} {_describe_char(char)}: {', '.join(char.properties)}")
     except (BleakError, OSError, TimeoutError) as exc:
         raise translate(exc, f"listing the characteristics of {device.address}") from exc
     return _manifests(device, entries, backend, options)
@@ -177,7 +177,7 @@ def _manifests(
         writable = bool(caps & {"write", "write-without-response"})
         if not caps & {"read", "notify", "indicate"}:
             if writable:
-                notes.append(f"write-only characteristic {char.uuid} ({char.description}) left out")
+                notes.append(f"write-only characteristic {char.uuid} ({_describe_char(char)}) left out")
             continue
         prop_name = _unique(_property_name(char), used)
         known = _known(char.uuid)
@@ -189,7 +189,7 @@ def _manifests(
         model_props.append(
             {
                 "name": prop_name,
-                "description": f"{char.description} {char.uuid} ({', '.join(char.properties)}){read}",
+                "description": f"{_describe_char(char)} {char.uuid} ({', '.join(char.properties)}){read}",
                 "type": known.type if known else "BYTES",
                 "accessMode": "ReadWrite" if writable else "ReadOnly",
                 **({"unit": known.unit} if known and known.unit else {}),
@@ -237,8 +237,13 @@ def _manifests(
     return Discovered(models=(model,), devices=(dev,), notes=tuple(notes))
 
 
+def _describe_char(char: BleakGATTCharacteristic) -> str:
+    """bleak's name for a Bluetooth SIG characteristic, or "characteristic" for a vendor's own."""
+    return char.description if char.description and char.description != "Unknown" else "characteristic"
+
+
 def _property_name(char: BleakGATTCharacteristic) -> str:
-    if char.description and char.description != "Unknown":
+    if _describe_char(char) != "characteristic":
         return manifest_name(char.description, fallback="characteristic")
     return f"char-{char.uuid[:8]}"
 

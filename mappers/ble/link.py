@@ -138,7 +138,9 @@ class DeviceLink:
             async with asyncio.timeout(self.timeout):
                 return await exchange
         except (BleakError, TimeoutError, OSError) as exc:
-            if self._lost:
+            # The disconnected callback may still be on its way when the exchange fails.
+            if self._lost or (self.client is not None and not self.client.is_connected):
+                await self.drop()
                 raise ConnectionLost(f"{what}: {self.config.target} disconnected") from exc
             error = translate(exc, what)
             if isinstance(error, DeviceUnreachable):

@@ -1,6 +1,6 @@
 """The sample BLE thermometer of ``crds/samples/ble.yaml``, on the simulated adapter of this process.
 
-``serve_sample()`` adds it to ``mappers.ble.simulator.ADAPTER`` and lets its temperature wander
+``serve_sample()`` adds it to ``mappers.ble.peripherals.ADAPTER`` and lets its temperature wander
 (notifying subscribers) until cancelled; the mappers of the same process reach it through bleak
 with ``adapter: simulated`` (the sample Device says so). Its GATT table, shaped like the common
 Xiaomi-style hygrometers:
@@ -19,7 +19,7 @@ import asyncio
 import logging
 import math
 
-from mappers.ble.simulator import ADAPTER, SimulatedCharacteristic, SimulatedPeripheral, SimulatedService
+from mappers.ble.peripherals import ADAPTER, SimulatedCharacteristic, SimulatedPeripheral, SimulatedService
 
 __all__ = [
     "BATTERY_LEVEL",

@@ -1,4 +1,4 @@
-"""Simulated BLE peripherals behind bleak's own ``backend=`` hook, in this process.
+"""bleak backends for simulated BLE peripherals: bleak's own ``backend=`` hook, in this process.
 
 Tests, demos and ``make run`` need BLE sensors that are not there. bleak chooses its platform
 backend (BlueZ over D-Bus on Linux) unless ``BleakClient(..., backend=Cls)`` /
@@ -6,22 +6,18 @@ backend (BlueZ over D-Bus on Linux) unless ``BleakClient(..., backend=Cls)`` /
 such backends, so the mapper under test still calls bleak's public API (``BleakClient.connect``,
 ``read_gatt_char``, ``start_notify``...) exactly as against real hardware.
 
-The peripherals live in ``ADAPTER`` (one simulated radio per process): GATT services with
-characteristics that can be read, written (with or without response) and notify; each can be taken
-out of range (its connections drop, as a real link does) and brought back. The adapter counts
-connections (and their peak), and can refuse more than its ``capacity`` as a real one does.
-A device selects it with ``adapter: simulated`` in its ``configData`` (or every device of a process,
-with ``EDGETWIN_BLE_ADAPTER=simulated``). ``mappers.ble.sample.serve_sample`` serves the sample
+They serve the peripherals of ``mappers.ble.peripherals`` (re-exported here): GATT tables with
+read, write (with or without response) and notify, taken out of range and back. A device selects
+them with ``adapter: simulated`` in its ``configData`` (or every device of a process, with
+``EDGETWIN_BLE_ADAPTER=simulated``). ``mappers.ble.sample.serve_sample`` serves the sample
 thermometer of ``crds/samples/ble.yaml``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from bleak.args import SizedBuffer
 from bleak.assigned_numbers import CharacteristicPropertyName
@@ -34,6 +30,15 @@ from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakDeviceNotFoundError, BleakError, BleakGATTProtocolError, BleakGATTProtocolErrorCode
 
 from mappers.ble.config import normalize_uuid
+from mappers.ble.peripherals import (
+    ADAPTER,
+    SimulatedAdapter,
+    SimulatedCharacteristic,
+    SimulatedPeripheral,
+    SimulatedService,
+    Write,
+    deliver,
+)
 
 __all__ = [
     "ADAPTER",
@@ -46,164 +51,7 @@ __all__ = [
     "Write",
 ]
 
-log = logging.getLogger(__name__)
-
 _CCCD = normalize_uuid("2902")
-
-
-def _soon(callback: Callable[..., None], *args: Any) -> None:
-    """Deliver as a radio event would: on the event loop, after the caller's step."""
-    try:
-        asyncio.get_running_loop().call_soon(callback, *args)
-    except RuntimeError:  # no loop running (set up from synchronous code)
-        callback(*args)
-
-
-@dataclass
-class SimulatedCharacteristic:
-    uuid: str
-    #: bleak's names: read, write, write-without-response, notify, indicate.
-    properties: tuple[CharacteristicPropertyName, ...] = ("read",)
-    value: bytes = b""
-
-    def __post_init__(self) -> None:
-        self.uuid = normalize_uuid(self.uuid)
-        self.value = bytes(self.value)
-
-
-@dataclass
-class SimulatedService:
-    uuid: str
-    characteristics: list[SimulatedCharacteristic] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.uuid = normalize_uuid(self.uuid)
-
-
-@dataclass(frozen=True)
-class Write:
-    uuid: str
-    data: bytes
-    response: bool
-
-
-class SimulatedPeripheral:
-    """A BLE peripheral: its GATT table, whether it is in range, and what was written to it."""
-
-    def __init__(
-        self,
-        address: str,
-        name: str | None = None,
-        services: Iterable[SimulatedService] = (),
-        *,
-        rssi: int = -60,
-        advertised: Iterable[str] = (),
-    ) -> None:
-        self.address = address.upper()
-        self.name = name
-        self.services = list(services)
-        self.rssi = rssi
-        self.advertised = [normalize_uuid(u) for u in advertised]
-        self.in_range = True
-        self.writes: list[Write] = []
-        self.reads = 0
-        #: Called with (uuid, data) after each accepted write: a peripheral's own reaction.
-        self.on_write: Callable[[str, bytes], None] | None = None
-        self._clients: set[SimulatedClient] = set()
-        self._adapter: SimulatedAdapter | None = None
-
-    def characteristic(self, uuid: str) -> SimulatedCharacteristic:
-        wanted = normalize_uuid(uuid)
-        for service in self.services:
-            for char in service.characteristics:
-                if char.uuid == wanted:
-                    return char
-        raise KeyError(f"{self.address} has no characteristic {wanted}")
-
-    def value(self, uuid: str) -> bytes:
-        return self.characteristic(uuid).value
-
-    def set(self, uuid: str, data: bytes) -> None:
-        """Change a characteristic's value (as the device's sensor would) and notify subscribers."""
-        char = self.characteristic(uuid)
-        char.value = bytes(data)
-        for client in list(self._clients):
-            client._notify(char)
-
-    @property
-    def connections(self) -> int:
-        return len(self._clients)
-
-    def leave(self) -> None:
-        """Go out of range: every connection drops and the peripheral stops advertising."""
-        self.in_range = False
-        for client in list(self._clients):
-            client._drop()
-
-    def come_back(self) -> None:
-        """Back in range: advertising again, connectable."""
-        self.in_range = True
-        if self._adapter is not None:
-            self._adapter._advertise(self)
-
-    def _written(self, char: SimulatedCharacteristic, data: bytes, response: bool) -> None:
-        char.value = data
-        self.writes.append(Write(char.uuid, data, response))
-        if self.on_write is not None:
-            self.on_write(char.uuid, data)
-
-
-class SimulatedAdapter:
-    """The simulated radio: the peripherals in range of this process, and connection counts."""
-
-    def __init__(self) -> None:
-        self.peripherals: dict[str, SimulatedPeripheral] = {}
-        #: Connections it accepts at once (None: as many as asked), like a real adapter's limit.
-        self.capacity: int | None = None
-        self.connections = 0
-        self.peak = 0
-        self.connects = 0
-        self._scanners: set[SimulatedScanner] = set()
-
-    def add(self, peripheral: SimulatedPeripheral) -> SimulatedPeripheral:
-        self.peripherals[peripheral.address] = peripheral
-        peripheral._adapter = self
-        self._advertise(peripheral)
-        return peripheral
-
-    def remove(self, peripheral: SimulatedPeripheral) -> None:
-        peripheral.leave()
-        if self.peripherals.get(peripheral.address) is peripheral:
-            del self.peripherals[peripheral.address]
-        peripheral._adapter = None
-
-    def reset(self) -> None:
-        """Forget every peripheral and count (between tests)."""
-        for peripheral in list(self.peripherals.values()):
-            self.remove(peripheral)
-        self.capacity = None
-        self.connections = self.peak = self.connects = 0
-
-    def find(self, address: str) -> SimulatedPeripheral | None:
-        return self.peripherals.get(address.upper())
-
-    def _advertise(self, peripheral: SimulatedPeripheral) -> None:
-        for scanner in list(self._scanners):
-            _soon(scanner._advertise, peripheral)
-
-    def _connected(self) -> None:
-        if self.capacity is not None and self.connections >= self.capacity:
-            raise BleakError(f"simulated adapter: connection limit exceeded ({self.capacity} connections)")
-        self.connections += 1
-        self.connects += 1
-        self.peak = max(self.peak, self.connections)
-
-    def _disconnected(self) -> None:
-        self.connections -= 1
-
-
-#: The simulated radio of this process.
-ADAPTER = SimulatedAdapter()
 
 
 class SimulatedClient(BaseBleakClient):
@@ -241,7 +89,8 @@ class SimulatedClient(BaseBleakClient):
         peripheral = ADAPTER.find(self.address)
         if peripheral is None or not peripheral.in_range:
             raise BleakDeviceNotFoundError(self.address, f"Device with address {self.address} was not found.")
-        ADAPTER._connected()
+        if not ADAPTER._connected():
+            raise BleakError(f"simulated adapter: connection limit exceeded ({ADAPTER.capacity} connections)")
         self._peripheral = peripheral
         peripheral._clients.add(self)
         self.services = _gatt(peripheral)
@@ -258,7 +107,7 @@ class SimulatedClient(BaseBleakClient):
     def _drop(self) -> None:
         """The link broke (out of range): bleak's ``disconnected_callback`` fires, as BlueZ's does."""
         if self._release() is not None and self._disconnected_callback is not None:
-            _soon(self._disconnected_callback)
+            deliver(self._disconnected_callback)
 
     async def disconnect(self) -> None:
         # BlueZ calls the disconnected callback after a requested disconnect too; so does this.
@@ -326,7 +175,7 @@ class SimulatedClient(BaseBleakClient):
     def _notify(self, char: SimulatedCharacteristic) -> None:
         callback = self._subscribed.get(char.uuid)
         if callback is not None:
-            _soon(callback, bytearray(char.value))
+            deliver(callback, bytearray(char.value))
 
 
 def _gatt(peripheral: SimulatedPeripheral) -> BleakGATTServiceCollection:
@@ -339,9 +188,8 @@ def _gatt(peripheral: SimulatedPeripheral) -> BleakGATTServiceCollection:
         collection.add_service(service)
         for char in sim_service.characteristics:
             handle += 2  # a declaration and a value handle, as on a real server
-            gatt_char = BleakGATTCharacteristic(
-                char, handle, char.uuid, list(char.properties), lambda: 244, service
-            )
+            properties = cast(list[CharacteristicPropertyName], list(char.properties))
+            gatt_char = BleakGATTCharacteristic(char, handle, char.uuid, properties, lambda: 244, service)
             collection.add_characteristic(gatt_char)
             if "notify" in char.properties or "indicate" in char.properties:
                 handle += 1
@@ -365,7 +213,7 @@ class SimulatedScanner(BaseBleakScanner):
         self.seen_devices = {}
         ADAPTER._scanners.add(self)
         for peripheral in list(ADAPTER.peripherals.values()):
-            _soon(self._advertise, peripheral)
+            deliver(self._advertise, peripheral)
 
     async def stop(self) -> None:
         ADAPTER._scanners.discard(self)

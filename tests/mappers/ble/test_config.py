@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from mappers.binding import bind_device
 from mappers.ble.config import (
     ADAPTER_ENV,
     DEFAULT_MAX_CONNECTIONS,
@@ -18,7 +19,6 @@ from mappers.ble.config import (
     parse_bytes,
 )
 from mappers.ble.plugin import BleMapper
-from mappers.binding import bind_device
 from twin.manifests import load_manifests
 
 SAMPLE = Path(__file__).resolve().parents[3] / "crds" / "samples" / "ble.yaml"
@@ -77,12 +77,14 @@ def test_data_write_values_in_the_forms_manifests_use(value: object, expected: b
 
 @pytest.mark.parametrize("value", [[256], [-1], ["a"], "xyz!", True, 3.5])
 def test_data_write_values_that_are_not_bytes_are_refused(value: object) -> None:
-    with pytest.raises(ValueError, match="bytes|base64"):
+    with pytest.raises(ValueError, match=r"bytes|base64"):
         parse_bytes(value)
 
 
 def test_data_write_matches_the_exact_value_then_ignoring_case() -> None:
-    visitor = BleVisitor.model_validate({"characteristicUUID": "fff1", "dataWrite": {"ON": [1], "on": [2], "OFF": [0]}})
+    visitor = BleVisitor.model_validate(
+        {"characteristicUUID": "fff1", "dataWrite": {"ON": [1], "on": [2], "OFF": [0]}}
+    )
     assert visitor.mapped_bytes("on") == b"\x02"
     assert visitor.mapped_bytes("Off") == b"\x00"
     assert visitor.mapped_bytes("blink") is None
@@ -121,7 +123,9 @@ def test_device_needs_an_address_or_a_name() -> None:
     assert BleConfig.model_validate({"macAddress": "a4-c1-38-00-00-01"}).macAddress == "A4:C1:38:00:00:01"
 
 
-def test_adapter_and_slots_default_to_the_environment_then_to_the_system(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_adapter_and_slots_default_to_the_environment_then_to_the_system(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv(ADAPTER_ENV, raising=False)
     monkeypatch.delenv(MAX_CONNECTIONS_ENV, raising=False)
     config = BleConfig.model_validate({"macAddress": "A4:C1:38:00:00:01"})
@@ -129,7 +133,9 @@ def test_adapter_and_slots_default_to_the_environment_then_to_the_system(monkeyp
     monkeypatch.setenv(ADAPTER_ENV, "simulated")
     monkeypatch.setenv(MAX_CONNECTIONS_ENV, "1")
     assert (config.adapter_name, config.slot_limit) == ("simulated", 1)
-    own = BleConfig.model_validate({"macAddress": "A4:C1:38:00:00:01", "adapter": "hci1", "maxConnections": 5})
+    own = BleConfig.model_validate(
+        {"macAddress": "A4:C1:38:00:00:01", "adapter": "hci1", "maxConnections": 5}
+    )
     assert (own.adapter_name, own.slot_limit) == ("hci1", 5)
 
 

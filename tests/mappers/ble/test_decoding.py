@@ -31,20 +31,102 @@ def layout(**converter: Any) -> Layout:
 
 DECODE: list[tuple[str, bytes, dict[str, Any], PropertyType, Value]] = [
     ("whole value, one byte", b"\x2a", {}, INT, 42),
-    ("sample temperature: signed LE x 0.01", SAMPLE, {"startIndex": 0, "endIndex": 1, "byteOrder": "little", "signed": True, "scale": 0.01}, FLOAT, 21.5),
+    (
+        "sample temperature: signed LE x 0.01",
+        SAMPLE,
+        {"startIndex": 0, "endIndex": 1, "byteOrder": "little", "signed": True, "scale": 0.01},
+        FLOAT,
+        21.5,
+    ),
     ("sample humidity: one byte", SAMPLE, {"startIndex": 2, "endIndex": 2}, INT, 45),
-    ("sample battery: uint16 LE via length", SAMPLE, {"offset": 3, "length": 2, "byteOrder": "little"}, INT, 3000),
-    ("negative temperature", bytes.fromhex("0cfe"), {"endIndex": 1, "byteOrder": "little", "signed": True, "scale": 0.01}, FLOAT, -5.0),
-    ("unsigned reads the same bytes positive", bytes.fromhex("0cfe"), {"endIndex": 1, "byteOrder": "little"}, INT, 65036),
-    ("big-endian is the default (KubeEdge reads start..end in order)", b"\x01\x02", {"startIndex": 0, "endIndex": 1}, INT, 258),
-    ("KubeEdge: startIndex > endIndex is little-endian", b"\x01\x02", {"startIndex": 1, "endIndex": 0}, INT, 513),
-    ("KubeEdge CC2650: reversed range, shiftRight 2, Multiply 0.03125", bytes.fromhex("7c0d"), {"startIndex": 1, "endIndex": 0, "shiftRight": 2, "orderOfOperations": [{"operationType": "Multiply", "operationValue": 0.03125}]}, FLOAT, 26.96875),
-    ("KubeEdge xiaomi humidity: Divide 100", b"\x00\x00\x2d", {"startIndex": 2, "endIndex": 2, "orderOfOperations": [{"operationType": "Divide", "operationValue": 100}]}, FLOAT, 0.45),
-    ("operations in order, then scale and valueOffset", b"\x0a", {"orderOfOperations": [{"operationType": "add", "operationValue": 5}, {"operationType": "SUBTRACT", "operationValue": 1}], "scale": 2, "valueOffset": 0.5}, FLOAT, 28.5),
+    (
+        "sample battery: uint16 LE via length",
+        SAMPLE,
+        {"offset": 3, "length": 2, "byteOrder": "little"},
+        INT,
+        3000,
+    ),
+    (
+        "negative temperature",
+        bytes.fromhex("0cfe"),
+        {"endIndex": 1, "byteOrder": "little", "signed": True, "scale": 0.01},
+        FLOAT,
+        -5.0,
+    ),
+    (
+        "unsigned reads the same bytes positive",
+        bytes.fromhex("0cfe"),
+        {"endIndex": 1, "byteOrder": "little"},
+        INT,
+        65036,
+    ),
+    (
+        "big-endian is the default (KubeEdge reads start..end in order)",
+        b"\x01\x02",
+        {"startIndex": 0, "endIndex": 1},
+        INT,
+        258,
+    ),
+    (
+        "KubeEdge: startIndex > endIndex is little-endian",
+        b"\x01\x02",
+        {"startIndex": 1, "endIndex": 0},
+        INT,
+        513,
+    ),
+    (
+        "KubeEdge CC2650: reversed range, shiftRight 2, Multiply 0.03125",
+        bytes.fromhex("7c0d"),
+        {
+            "startIndex": 1,
+            "endIndex": 0,
+            "shiftRight": 2,
+            "orderOfOperations": [{"operationType": "Multiply", "operationValue": 0.03125}],
+        },
+        FLOAT,
+        26.96875,
+    ),
+    (
+        "KubeEdge xiaomi humidity: Divide 100",
+        b"\x00\x00\x2d",
+        {
+            "startIndex": 2,
+            "endIndex": 2,
+            "orderOfOperations": [{"operationType": "Divide", "operationValue": 100}],
+        },
+        FLOAT,
+        0.45,
+    ),
+    (
+        "operations in order, then scale and valueOffset",
+        b"\x0a",
+        {
+            "orderOfOperations": [
+                {"operationType": "add", "operationValue": 5},
+                {"operationType": "SUBTRACT", "operationValue": 1},
+            ],
+            "scale": 2,
+            "valueOffset": 0.5,
+        },
+        FLOAT,
+        28.5,
+    ),
     ("shiftLeft", b"\x03", {"shiftLeft": 4}, INT, 48),
     ("INT property rounds a scaled value", b"\x07", {"scale": 0.5}, INT, 4),
-    ("float32 keeps float32 precision", bytes.fromhex("9a99aa41"), {"dataType": "float", "byteOrder": "little"}, FLOAT, 21.325),
-    ("float16 (half)", bytes.fromhex("4d60"), {"dataType": "float", "startIndex": 0, "endIndex": 1, "byteOrder": "little"}, FLOAT, 550.5),
+    (
+        "float32 keeps float32 precision",
+        bytes.fromhex("9a99aa41"),
+        {"dataType": "float", "byteOrder": "little"},
+        FLOAT,
+        21.325,
+    ),
+    (
+        "float16 (half)",
+        bytes.fromhex("4d60"),
+        {"dataType": "float", "startIndex": 0, "endIndex": 1, "byteOrder": "little"},
+        FLOAT,
+        550.5,
+    ),
     ("float64 big-endian", bytes.fromhex("4035800000000000"), {"dataType": "double"}, FLOAT, 21.5),
     ("boolean: any non-zero byte", b"\x00\x04", {}, BOOL, True),
     ("boolean: all zero", b"\x00\x00", {}, BOOL, False),
@@ -56,8 +138,12 @@ DECODE: list[tuple[str, bytes, dict[str, Any], PropertyType, Value]] = [
 ]
 
 
-@pytest.mark.parametrize(("why", "data", "converter", "ptype", "expected"), DECODE, ids=[c[0] for c in DECODE])
-def test_decode(why: str, data: bytes, converter: dict[str, Any], ptype: PropertyType, expected: Value) -> None:
+@pytest.mark.parametrize(
+    ("why", "data", "converter", "ptype", "expected"), DECODE, ids=[c[0] for c in DECODE]
+)
+def test_decode(
+    why: str, data: bytes, converter: dict[str, Any], ptype: PropertyType, expected: Value
+) -> None:
     value = decode(data, layout(**converter), ptype)
     assert value == expected
     assert type(value) is type(expected)
@@ -86,24 +172,66 @@ def test_layout_mismatch_message_says_what_was_asked_and_what_came() -> None:
 
 
 ENCODE: list[tuple[str, Value, dict[str, Any], PropertyType, bytes]] = [
-    ("setpoint as signed LE x 0.01", 21.5, {"endIndex": 1, "byteOrder": "little", "signed": True, "scale": 0.01}, FLOAT, bytes.fromhex("6608")),
-    ("negative", -5.0, {"endIndex": 1, "byteOrder": "little", "signed": True, "scale": 0.01}, FLOAT, bytes.fromhex("0cfe")),
+    (
+        "setpoint as signed LE x 0.01",
+        21.5,
+        {"endIndex": 1, "byteOrder": "little", "signed": True, "scale": 0.01},
+        FLOAT,
+        bytes.fromhex("6608"),
+    ),
+    (
+        "negative",
+        -5.0,
+        {"endIndex": 1, "byteOrder": "little", "signed": True, "scale": 0.01},
+        FLOAT,
+        bytes.fromhex("0cfe"),
+    ),
     ("big-endian uint16", 258, {"length": 2}, INT, b"\x01\x02"),
     ("KubeEdge reversed range", 513, {"startIndex": 1, "endIndex": 0}, INT, b"\x01\x02"),
-    ("operations undone in reverse order", 28.5, {"orderOfOperations": [{"operationType": "Add", "operationValue": 5}, {"operationType": "Subtract", "operationValue": 1}], "scale": 2, "valueOffset": 0.5, "length": 1}, FLOAT, b"\x0a"),
+    (
+        "operations undone in reverse order",
+        28.5,
+        {
+            "orderOfOperations": [
+                {"operationType": "Add", "operationValue": 5},
+                {"operationType": "Subtract", "operationValue": 1},
+            ],
+            "scale": 2,
+            "valueOffset": 0.5,
+            "length": 1,
+        },
+        FLOAT,
+        b"\x0a",
+    ),
     ("shiftRight undone", 3, {"shiftRight": 2, "length": 1}, INT, b"\x0c"),
-    ("float32 little-endian", 21.5, {"dataType": "float", "length": 4, "byteOrder": "little"}, FLOAT, bytes.fromhex("0000ac41")),
+    (
+        "float32 little-endian",
+        21.5,
+        {"dataType": "float", "length": 4, "byteOrder": "little"},
+        FLOAT,
+        bytes.fromhex("0000ac41"),
+    ),
     ("boolean is one byte", True, {}, BOOL, b"\x01"),
     ("boolean fills its field", False, {"length": 2}, BOOL, b"\x00\x00"),
     ("text", "hi", {}, STR, b"hi"),
     ("text padded to its field", "hi", {"length": 4}, STR, b"hi\x00\x00"),
     ("bytes as they are", b"\x01\x02", {}, RAW, b"\x01\x02"),
-    ("value rounded to the field's resolution", 21.537, {"length": 2, "signed": True, "scale": 0.01}, FLOAT, (2154).to_bytes(2, "big")),
+    (
+        "value rounded to the field's resolution",
+        21.537,
+        {"length": 2, "signed": True, "scale": 0.01},
+        FLOAT,
+        (2154).to_bytes(2, "big"),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("why", "value", "converter", "ptype", "expected"), ENCODE, ids=[c[0] for c in ENCODE])
-def test_encode(why: str, value: Value, converter: dict[str, Any], ptype: PropertyType, expected: bytes) -> None:
+@pytest.mark.parametrize(
+    ("why", "value", "converter", "ptype", "expected"), ENCODE, ids=[c[0] for c in ENCODE]
+)
+def test_encode(
+    why: str, value: Value, converter: dict[str, Any], ptype: PropertyType, expected: bytes
+) -> None:
     assert encode(value, layout(**converter), ptype) == expected
 
 
@@ -112,11 +240,17 @@ def test_encode(why: str, value: Value, converter: dict[str, Any], ptype: Proper
     [
         (21.5, {"endIndex": 1, "byteOrder": "little", "signed": True, "scale": 0.01}, FLOAT),
         (-40, {"length": 1, "signed": True}, INT),
-        (0.45, {"length": 1, "orderOfOperations": [{"operationType": "Divide", "operationValue": 100}]}, FLOAT),
+        (
+            0.45,
+            {"length": 1, "orderOfOperations": [{"operationType": "Divide", "operationValue": 100}]},
+            FLOAT,
+        ),
         (1.5e9, {"dataType": "float", "length": 8}, FLOAT),
     ],
 )
-def test_what_is_written_reads_back_the_same(value: Value, converter: dict[str, Any], ptype: PropertyType) -> None:
+def test_what_is_written_reads_back_the_same(
+    value: Value, converter: dict[str, Any], ptype: PropertyType
+) -> None:
     lay = layout(**converter)
     assert decode(encode(value, lay, ptype), lay, ptype) == value
 
@@ -135,7 +269,9 @@ REFUSED: list[tuple[str, Value, dict[str, Any], PropertyType, type[PermanentErro
 ]
 
 
-@pytest.mark.parametrize(("why", "value", "converter", "ptype", "error"), REFUSED, ids=[c[0] for c in REFUSED])
+@pytest.mark.parametrize(
+    ("why", "value", "converter", "ptype", "error"), REFUSED, ids=[c[0] for c in REFUSED]
+)
 def test_value_that_does_not_fit_is_refused_before_anything_is_sent(
     why: str, value: Value, converter: dict[str, Any], ptype: PropertyType, error: type[PermanentError]
 ) -> None:

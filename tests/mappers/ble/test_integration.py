@@ -138,15 +138,19 @@ async def test_a_device_kept_connected_for_notifications_gives_its_slot_in_turns
     notifying, polled = (ble_adapter.add(sample_peripheral(f"A4:C1:38:00:00:0{n}")) for n in (1, 2))
     devices = [
         thermometer("notifying", notifying.address, {"temperature": TEMPERATURE}, maxConnections=1, turn=50),
-        thermometer("polled", polled.address, {"temperature": {**TEMPERATURE, "notify": False}}, maxConnections=1),
+        thermometer(
+            "polled", polled.address, {"temperature": {**TEMPERATURE, "notify": False}}, maxConnections=1
+        ),
     ]
     async with mapper_stack(mosquitto.address, manifests(THERMOMETER, *devices), tmp_path) as stack:
         for value in (30.0, 31.0, 32.0):
             notifying.set(READINGS, readings(value, 40))
             polled.set(READINGS, readings(value + 10, 40))
             await until(
-                lambda v=value: reported(stack, "default/notifying", "temperature") == f"{v:g}"
-                and reported(stack, "default/polled", "temperature") == f"{v + 10:g}"
+                lambda v=value: (
+                    reported(stack, "default/notifying", "temperature") == f"{v:g}"
+                    and reported(stack, "default/polled", "temperature") == f"{v + 10:g}"
+                )
             )
     assert ble_adapter.peak == 1
 
@@ -162,7 +166,12 @@ async def test_a_device_kept_connected_for_notifications_gives_its_slot_in_turns
         ),
         (
             "a byte layout past the end of the data",
-            {"temperature": {"characteristicUUID": READINGS, "dataConverter": {"startIndex": 4, "endIndex": 9}}},
+            {
+                "temperature": {
+                    "characteristicUUID": READINGS,
+                    "dataConverter": {"startIndex": 4, "endIndex": 9},
+                }
+            },
             None,
             "LayoutMismatch: bytes 4..9 asked for, the characteristic holds 5 byte(s)",
         ),
@@ -170,7 +179,7 @@ async def test_a_device_kept_connected_for_notifications_gives_its_slot_in_turns
             "a desired value for a characteristic without the write property",
             {"humidity": HUMIDITY},
             {"humidity": "50"},
-            "NotWritable: characteristic ebe0ccc1-7a0a-4b0c-8a1a-6ff2997da3a6 of A4:C1:38:00:00:02 has no write",
+            "NotWritable: characteristic ebe0ccc1-7a0a-4b0c-8a1a-6ff2997da3a6 of A4:C1:38:00:00:02 has no",
         ),
     ],
 )
@@ -238,7 +247,9 @@ async def test_the_sample_thermometer_reports_changing_values_and_takes_its_disp
             await until(lambda: reported(stack, "default/ble-thermometer", "display") == "true")
             first = reported(stack, "default/ble-thermometer", "temperature")
             assert first is not None
-            await until(lambda: reported(stack, "default/ble-thermometer", "temperature") not in (None, first))
+            await until(
+                lambda: reported(stack, "default/ble-thermometer", "temperature") not in (None, first)
+            )
             assert 20.0 <= float(reported(stack, "default/ble-thermometer", "temperature") or 0) <= 23.0
             sensor = ble_adapter.find("A4:C1:38:00:00:01")
             assert isinstance(sensor, SimulatedPeripheral)

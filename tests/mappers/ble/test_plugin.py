@@ -8,10 +8,22 @@ from typing import Any
 
 import pytest
 
-from mappers.ble.errors import CharacteristicNotFound, ConnectionLost, LayoutMismatch, NotWritable, PeripheralNotFound
+from mappers.ble.errors import (
+    CharacteristicNotFound,
+    ConnectionLost,
+    LayoutMismatch,
+    NotWritable,
+    PeripheralNotFound,
+)
 from mappers.ble.plugin import BleMapper
 from mappers.ble.sample import DISPLAY, READINGS, SAMPLE_ADDRESS, SAMPLE_NAME, readings, sample_peripheral
-from mappers.ble.simulator import SimulatedAdapter, SimulatedCharacteristic, SimulatedPeripheral, SimulatedService, Write
+from mappers.ble.simulator import (
+    SimulatedAdapter,
+    SimulatedCharacteristic,
+    SimulatedPeripheral,
+    SimulatedService,
+    Write,
+)
 from mappers.bus import Buses
 from mappers.plugin import ReadResult
 from tests.mappers.builders import device, mapped, model
@@ -96,7 +108,10 @@ async def test_watch_yields_notified_values_and_ends_when_the_peripheral_leaves(
         assert got == [("temperature", -3.25), ("humidity", 60)]
         thermometer.set(READINGS, b"\x01")  # too short for both layouts: a named error each
         failed = [await asyncio.wait_for(anext(stream), 5) for _ in range(2)]
-        assert [(n, type(e)) for n, e in failed] == [("temperature", LayoutMismatch), ("humidity", LayoutMismatch)]
+        assert [(n, type(e)) for n, e in failed] == [
+            ("temperature", LayoutMismatch),
+            ("humidity", LayoutMismatch),
+        ]
         thermometer.leave()
         with pytest.raises(ConnectionLost):
             await asyncio.wait_for(anext(stream), 5)
@@ -144,7 +159,9 @@ async def test_a_value_data_write_does_not_list_is_refused(thermometer: Simulate
         assert thermometer.writes == []
 
 
-async def test_a_write_to_a_read_only_characteristic_is_not_writable(thermometer: SimulatedPeripheral) -> None:
+async def test_a_write_to_a_read_only_characteristic_is_not_writable(
+    thermometer: SimulatedPeripheral,
+) -> None:
     ble = mapper(temperature=TEMPERATURE)
     async with ble:
         (prop,) = ble.device.properties
@@ -168,7 +185,9 @@ async def test_write_with_response_only_where_offered_unless_the_visitor_says(
     assert thermometer.writes == [Write(CONTROL, b"\x07", False)]
 
 
-async def test_a_write_only_characteristic_reports_what_was_last_written(thermometer: SimulatedPeripheral) -> None:
+async def test_a_write_only_characteristic_reports_what_was_last_written(
+    thermometer: SimulatedPeripheral,
+) -> None:
     ble = mapper(config={"characteristicUUID": CONTROL, "dataConverter": {"length": 1}})
     async with ble:
         (prop,) = ble.device.properties

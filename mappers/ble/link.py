@@ -64,7 +64,8 @@ def translate(exc: BaseException, what: str) -> Exception:
     if isinstance(exc, OSError):
         return DeviceUnreachable(
             f"{what}: Bluetooth is not available on this machine ({type(exc).__name__}: {exc}); "
-            "BlueZ and D-Bus are needed on Linux, or use adapter: simulated"
+            "BlueZ and D-Bus are needed on Linux; for simulated peripherals use adapter: simulated "
+            "(or EDGETWIN_BLE_ADAPTER=simulated)"
         )
     return DeviceUnreachable(f"{what}: {type(exc).__name__}: {exc}")
 

@@ -81,6 +81,7 @@ class DeviceLink:
         self.timeout = config.timeout / 1000
         self.turn = config.turn / 1000
         self.client: BleakClient | None = None
+        self._device: BLEDevice | None = None  # found by the last scan
         self.connections = 0  # how often it connected; a watch re-subscribes on a new connection
         self.held_since = 0.0
         self._users = 0
@@ -171,51 +172,61 @@ class DeviceLink:
     # -- connecting ---------------------------------------------------------------------------------
 
     async def _connect(self) -> None:
-        in_use = ", ".join(self.slots.in_use)
+        # Find it first, outside a slot: a device out of range never holds one while others wait.
+        device = self._device or await self._find()
         loop = asyncio.get_running_loop()
         asked = loop.time()
         if not self.slots.holds(self) and len(self.slots.in_use) >= self.slots.limit:
             # Logged once per device: later turns on a shared adapter are routine.
-            level = logging.DEBUG if self._waited else logging.INFO
             log.log(
-                level,
+                logging.DEBUG if self._waited else logging.INFO,
                 "%s: waiting for a BLE connection slot on %s (%d of %d in use: %s)",
                 self.id,
                 self.backend.describe(),
                 len(self.slots.in_use),
                 self.slots.limit,
-                in_use,
+                ", ".join(self.slots.in_use),
             )
         waited = await self.slots.acquire(self)
         if waited and not self._waited:
             self._waited = True
             log.info("%s: got a BLE connection slot after %.1fs", self.id, loop.time() - asked)
         try:
-            self.client = await self._open()
+            self.client = await self._open(device)
         except BaseException:
+            self._device = None  # scan again next time: it may have moved on
             self.slots.release(self)
             raise
         self.connections += 1
         self.held_since = loop.time()
 
-    async def _open(self) -> BleakClient:
+    async def _find(self) -> BLEDevice:
+        """Scan for the peripheral (bleak recommends connecting to a found ``BLEDevice``)."""
         config, backend = self.config, self.backend
-        target: BLEDevice | str
-        if config.macAddress:
-            target = config.macAddress
-        else:
-            assert config.localName is not None
-            try:
+        try:
+            if config.macAddress:
+                found = await BleakScanner.find_device_by_address(
+                    config.macAddress, timeout=self.timeout, **backend.scan_args()
+                )
+            else:
+                assert config.localName is not None
                 found = await BleakScanner.find_device_by_name(
                     config.localName, timeout=self.timeout, **backend.scan_args()
                 )
-            except (BleakError, OSError) as exc:
-                raise translate(exc, f"scanning for {config.target}") from exc
-            if found is None:
-                raise PeripheralNotFound(f"{config.target} is not advertising (out of range or switched off)")
-            target = found
+        except (BleakError, OSError) as exc:
+            raise translate(exc, f"scanning for {config.target}") from exc
+        if found is None:
+            raise PeripheralNotFound(
+                f"{config.target} is not advertising on {backend.describe()} "
+                "(out of range, switched off, or connected to another central)"
+            )
+        self._device = found
+        return found
+
+    async def _open(self, device: BLEDevice) -> BleakClient:
+        config, backend = self.config, self.backend
         client = BleakClient(
-            target,
+            device,
             disconnected_callback=self._on_disconnected,
             timeout=self.timeout,
             pair=config.pair,

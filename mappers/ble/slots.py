@@ -51,7 +51,9 @@ class AdapterSlots:
     def __init__(self, adapter: str, limit: int) -> None:
         self.adapter = adapter
         self.limit = limit
-        self._holders: dict[str, SlotHolder] = {}
+        # By object, not by device id: a changed device's new connection may ask for a slot while
+        # the old one is still closing.
+        self._holders: dict[int, SlotHolder] = {}
         self._queue: collections.deque[tuple[SlotHolder, asyncio.Future[None]]] = collections.deque()
 
     @property
@@ -61,10 +63,11 @@ class AdapterSlots:
 
     @property
     def in_use(self) -> list[str]:
-        return list(self._holders)
+        """The devices holding a slot, for messages."""
+        return [holder.id for holder in self._holders.values()]
 
     def holds(self, holder: SlotHolder) -> bool:
-        return self._holders.get(holder.id) is holder
+        return id(holder) in self._holders
 
     def lower_limit(self, limit: int) -> None:
         """Devices on one adapter may disagree about its slots: the smallest number wins."""
@@ -85,7 +88,7 @@ class AdapterSlots:
         if self.holds(holder):
             return False
         if self._free() and not self.wanted:
-            self._holders[holder.id] = holder
+            self._holders[id(holder)] = holder
             return False
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((holder, future))
@@ -108,12 +111,11 @@ class AdapterSlots:
 
     def release(self, holder: SlotHolder) -> None:
         """Give a slot back; the first device in line gets it."""
-        if self._holders.get(holder.id) is not holder:
+        if self._holders.pop(id(holder), None) is None:
             return
-        del self._holders[holder.id]
         while self._queue and self._free():
             waiting, future = self._queue.popleft()
             if future.done():
                 continue  # cancelled while it waited
-            self._holders[waiting.id] = waiting
+            self._holders[id(waiting)] = waiting
             future.set_result(None)

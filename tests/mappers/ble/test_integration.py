@@ -214,20 +214,28 @@ async def test_a_broken_device_gets_a_named_error_while_the_other_is_served(
         assert state(stack, "default/good") == "online"
 
 
-async def test_a_device_out_of_range_is_offline_with_a_named_error_while_the_other_is_served(
+async def test_a_device_out_of_range_is_offline_with_a_named_error_and_holds_no_slot_meanwhile(
     ble_adapter: SimulatedAdapter, mosquitto: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     good = ble_adapter.add(sample_peripheral("A4:C1:38:00:00:01"))
     gone = ble_adapter.add(sample_peripheral("A4:C1:38:00:00:02"))
     gone.leave()
-    defs = manifests(THERMOMETER, thermometer("good", good.address), thermometer("gone", gone.address))
+    defs = manifests(
+        THERMOMETER,
+        thermometer("good", good.address, maxConnections=1, turn=50),
+        thermometer("gone", gone.address, maxConnections=1, turn=50),
+    )
     async with mapper_stack(mosquitto.address, defs, tmp_path) as stack:
         await until(lambda: state(stack, "default/gone") == "offline")
-        assert "PeripheralNotFound: connecting to A4:C1:38:00:00:02: not found" in caplog.text
+        assert "PeripheralNotFound: A4:C1:38:00:00:02 is not advertising on adapter simulated" in caplog.text
         good.set(READINGS, readings(26.5, 45))
         await until(lambda: reported(stack, "default/good", "temperature") == "26.5")
+        assert ble_adapter.connects == 1  # looking for the absent one took no connection (and no slot)
         gone.come_back()
         await until(lambda: state(stack, "default/gone") == "online")
+        good.set(READINGS, readings(27.5, 45))
+        await until(lambda: reported(stack, "default/good", "temperature") == "27.5")
+    assert ble_adapter.peak == 1
 
 
 async def test_the_sample_thermometer_reports_changing_values_and_takes_its_display_setting(

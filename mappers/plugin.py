@@ -158,11 +158,13 @@ class Mapper(ABC, Generic[ConfigT, VisitorT]):
         """
         return False
 
-    async def watch(self, props: Sequence[MappedProperty[VisitorT]]) -> AsyncIterator[tuple[str, Value]]:
+    async def watch(self, props: Sequence[MappedProperty[VisitorT]]) -> AsyncIterator[tuple[str, ReadResult]]:
         """Push protocols override this: yield ``(property name, value)`` as the device sends them.
 
         ``props`` are the properties for which ``pushes`` is true; the runner calls it once per
-        connection, and an exception raised here ends the connection like a failed read.
+        connection, and an exception raised here ends the connection like a failed read. A pushed
+        value that cannot be used (it does not decode) is yielded as its ``PermanentError`` in
+        place of the value, as ``read_many`` returns it: that property fails, the connection stays.
         """
         return
         yield  # an async generator that yields nothing

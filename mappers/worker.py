@@ -29,7 +29,7 @@ from mappers.settings import RunnerSettings
 from twin.errors import DeviceUnreachable, InvalidManifest, InvalidValue, PermanentError, TemporaryError
 from twin.models import cycle_seconds
 from twin.topics import Action, device_topic
-from twin.values import Value, format_value
+from twin.values import format_value
 from twin.wire import encode_request, encode_state_update, encode_update, now_ms
 
 __all__ = ["REPORT_PREFIX", "DeviceWorker", "Publish"]
@@ -52,7 +52,7 @@ class _Desired:
 @dataclass(frozen=True)
 class _Pushed:
     name: str
-    value: Value
+    value: ReadResult
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.apiserver",
+    "tests.fixtures.ble",
     "tests.fixtures.brokers",
     "tests.fixtures.gpio",
     "tests.fixtures.logs",

@@ -5,5 +5,6 @@ pytest_plugins = [
     "tests.fixtures.brokers",
     "tests.fixtures.logs",
     "tests.fixtures.modbus",
+    "tests.fixtures.opcua",
     "tests.fixtures.twin",
 ]

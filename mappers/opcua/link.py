@@ -31,7 +31,7 @@ from mappers.opcua.config import OpcuaConfig
 from mappers.opcua.security import Credentials
 from twin.errors import DeviceRefused, DeviceUnreachable, InvalidManifest, PermanentError
 
-__all__ = ["Change", "OpcuaLink", "Target", "describe_status", "item_error"]
+__all__ = ["Change", "OpcuaLink", "Target", "builtin_type", "describe_status", "item_error", "translate"]
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,15 @@ def translate(exc: BaseException, what: str) -> DeviceUnreachable | DeviceRefuse
         return DeviceUnreachable(f"{what}: {exc.strerror or exc}")
     # asyncua's plain UaError: the server answered but cannot serve us ("No matching endpoints").
     return DeviceRefused(f"{what}: {exc}")
+
+
+async def builtin_type(client: Client, data_type: ua.NodeId) -> ua.VariantType:
+    """The built-in type that carries values of ``data_type`` (a DataType node id)."""
+    identifier = data_type.Identifier
+    if data_type.NamespaceIndex == 0 and isinstance(identifier, int) and 1 <= identifier <= 25:
+        return ua.VariantType(identifier)
+    # A subtype (Duration is a Double, an enumeration an Int32): walk up to the built-in type.
+    return await data_type_to_variant_type(client.get_node(data_type))
 
 
 @dataclass(frozen=True)
@@ -275,20 +284,10 @@ class OpcuaLink:
 
     async def _variant_type(self, data_type: ua.NodeId) -> ua.VariantType:
         known = self._variant_types.get(data_type)
-        if known is not None:
-            return known
-        if (
-            data_type.NamespaceIndex == 0
-            and isinstance(data_type.Identifier, int)
-            and 1 <= data_type.Identifier <= 25
-        ):
-            vtype = ua.VariantType(data_type.Identifier)
-        else:
-            # A subtype (Duration is a Double, an enumeration an Int32): walk up to the built-in type.
-            node = self._connected().get_node(data_type)
-            vtype = await self._call(lambda _: data_type_to_variant_type(node), "reading a data type")
-        self._variant_types[data_type] = vtype
-        return vtype
+        if known is None:
+            known = await self._call(lambda client: builtin_type(client, data_type), "reading a data type")
+            self._variant_types[data_type] = known
+        return known
 
     # -- reads, writes, subscriptions --------------------------------------------------------------
 

@@ -209,11 +209,22 @@ class OpcuaSimulator:
             ):
                 self.reads[node_id.Identifier[len(prefix) :]] += 1
 
-    async def _add(self, name: str, value: Any, vtype: ua.VariantType, *, writable: bool) -> Node:
+    async def _add(
+        self,
+        name: str,
+        value: Any,
+        vtype: ua.VariantType,
+        *,
+        writable: bool,
+        data_type: ua.VariantType | None = None,
+    ) -> Node:
         assert self._boiler is not None
         ns = self.namespace
         node = await self._boiler.add_variable(
-            ua.NodeId.from_string(self.node_id(name)), f"{ns}:{name}", ua.Variant(value, vtype)
+            ua.NodeId.from_string(self.node_id(name)),
+            f"{ns}:{name}",
+            ua.Variant(value, vtype),
+            datatype=None if data_type is None else ua.NodeId(ua.Int32(data_type.value)),
         )
         if writable:
             await node.set_writable()
@@ -221,13 +232,23 @@ class OpcuaSimulator:
         return node
 
     async def add_variable(
-        self, name: str, value: Any, vtype: ua.VariantType, *, writable: bool = False
+        self,
+        name: str,
+        value: Any,
+        vtype: ua.VariantType,
+        *,
+        writable: bool = False,
+        data_type: ua.VariantType | None = None,
     ) -> str:
-        """A new variable ``Boiler.<name>`` (a test's own node); its node id. Works while running."""
+        """A new variable ``Boiler.<name>`` (a test's own node); its node id. Works while running.
+
+        ``data_type`` declares a DataType other than the value's type: a misconfigured server,
+        which then refuses writes of its declared type with ``BadTypeMismatch``.
+        """
         if self._server is None:
             raise RuntimeError("start the simulator first")
         if name not in self._nodes:
-            await self._add(name, value, vtype, writable=writable)
+            await self._add(name, value, vtype, writable=writable, data_type=data_type)
         return self.node_id(name)
 
     async def start(self) -> None:

@@ -192,11 +192,25 @@ class OpcuaLink:
                 await client.connect()
         except (ua.UaError, OSError, TimeoutError) as exc:
             client.disconnect_socket()
-            raise translate(exc, f"cannot connect to {config.url}") from exc
+            what = f"cannot connect to {config.url}"
+            if type(exc) is ua.UaError and str(exc).startswith("No matching endpoints"):
+                raise DeviceRefused(
+                    f"{what}: the server offers no endpoint for securityPolicy {config.securityPolicy}, "
+                    f"securityMode {config.message_security}"
+                ) from exc
+            raise translate(exc, what) from exc
         self._client = client
 
     async def _on_lost(self, exc: Exception) -> None:
-        self._lost_reason = f"connection lost ({translate(exc, 'server')})"
+        if isinstance(exc, TimeoutError):
+            detail = f"no answer to a keep-alive probe within {self._config.watchdogInterval:g} ms"
+        elif isinstance(exc, ua.UaStatusCodeError):
+            detail = describe_status(ua.StatusCode(ua.UInt32(exc.code)))
+        elif isinstance(exc, ConnectionError):
+            detail = "the server closed it"
+        else:
+            detail = str(exc) or type(exc).__name__
+        self._lost_reason = f"connection lost: {detail}"
         self._lost.set()
 
     async def wait_lost(self) -> None:

@@ -40,6 +40,7 @@ bench: $(STAMP) tools
 	$(BIN)/python bench/twin_throughput.py
 	$(BIN)/python bench/store_writes.py
 	$(BIN)/python bench/modbus_poll.py
+	$(BIN)/python bench/opcua_poll.py
 	$(BIN)/python bench/apiserver.py
 
 clean:

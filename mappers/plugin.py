@@ -161,10 +161,12 @@ class Mapper(ABC, Generic[ConfigT, VisitorT]):
     async def watch(self, props: Sequence[MappedProperty[VisitorT]]) -> AsyncIterator[tuple[str, ReadResult]]:
         """Push protocols override this: yield ``(property name, value)`` as the device sends them.
 
-        ``props`` are the properties for which ``pushes`` is true; the runner calls it once per
-        connection, and an exception raised here ends the connection like a failed read. A pushed
-        value that cannot be used (it does not decode) is yielded as its ``PermanentError`` in
-        place of the value, as ``read_many`` returns it: that property fails, the connection stays.
+        ``props`` are the properties for which ``pushes`` is true (possibly none); the runner calls
+        it once per connection, beside the polls. Yielding a ``PermanentError`` instead of a value
+        marks that property failed, like an error answer to a read. An exception raised here ends
+        the connection like a failed read: a plugin whose library notices a dead connection on its
+        own (a keep-alive) can raise ``DeviceUnreachable`` from here even when nothing is pushed,
+        so the device goes offline without waiting for its next poll.
         """
         return
         yield  # an async generator that yields nothing

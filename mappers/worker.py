@@ -152,16 +152,14 @@ class DeviceWorker:
         self._read_errors.clear()
         self._request_twin()
         pushed = [p for p in device.properties if mapper.pushes(p)]
-        pump: asyncio.Task[None] | None = None
-        if pushed:
-            pump = asyncio.create_task(self._pump(mapper, pushed), name=f"watch {self.id}")
+        # Even with nothing pushed: ``watch`` may report a lost connection between polls.
+        pump = asyncio.create_task(self._pump(mapper, pushed), name=f"watch {self.id}")
         try:
             await self._poll(mapper)
         finally:
-            if pump is not None:
-                pump.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pump
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
 
     async def _pump(self, mapper: Mapper[Any, Any], pushed: list[MappedProperty[Any]]) -> None:
         try:

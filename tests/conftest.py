@@ -7,5 +7,6 @@ pytest_plugins = [
     "tests.fixtures.gpio",
     "tests.fixtures.logs",
     "tests.fixtures.modbus",
+    "tests.fixtures.opcua",
     "tests.fixtures.twin",
 ]

@@ -220,6 +220,8 @@ class BleMapper(Mapper[BleConfig, BleVisitor]):
         return splice(current, field, layout)
 
     async def watch(self, props: Sequence[Prop]) -> AsyncIterator[tuple[str, ReadResult]]:
+        if not props:
+            return  # nothing notifies: the device holds a connection slot only for its polls
         link = self._require_link()
         groups: dict[_Key, list[Prop]] = {}
         for prop in props:

@@ -287,6 +287,24 @@ def test_loading_the_sdk_and_a_pure_python_plugin_does_not_import_pymodbus() -> 
     assert result.returncode == 0, result.stderr
 
 
+def test_loading_the_sdk_and_listing_plugins_does_not_import_asyncua() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, mappers, mappers.runner, mappers.opcua, mappers.opcua.config\n"
+        "from mappers import Registry\n"
+        "r = Registry(); r.info('opcua'); r.names(); r.load('virtual'); r.load('modbus')\n"
+        "assert 'asyncua' not in sys.modules, 'asyncua imported'\n"
+        "r.load('opcua')\n"
+        "assert 'asyncua' in sys.modules\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
 class _Swallowing(Mapper[PluginConfig, PluginConfig]):
     """Loses a cancellation the way Python 3.11's ``asyncio.wait_for`` can (pymodbus awaits with it)."""
 

@@ -6,9 +6,9 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from edgemqtt.client import BrokerAddress
+from edgetwin.commands._broker import add_broker_options, broker_address
 from edgetwin.commands._stop import wait_for_stop
-from edgetwin.settings import default_broker, default_data_dir
+from edgetwin.settings import default_data_dir
 from twin.manifests import load_manifests
 from twin.service import TwinService
 from twin.store import TwinStore
@@ -17,11 +17,7 @@ from twin.store import TwinStore
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("node", help="run the twin service of one edge node")
     parser.add_argument("name", help="the node name (Device.spec.nodeName of its devices)")
-    parser.add_argument(
-        "--broker",
-        default=default_broker(),
-        help="MQTT broker URL (env EDGETWIN_BROKER; default %(default)s)",
-    )
+    add_broker_options(parser)
     parser.add_argument(
         "--data-dir", type=Path, default=None, help="where twins are stored (default: .edgetwin/nodes/NAME)"
     )
@@ -50,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 async def run(args: argparse.Namespace) -> int:
     data_dir = args.data_dir or default_data_dir() / "nodes" / args.name
     manifests = load_manifests(args.devices) if args.devices else None
-    broker = BrokerAddress.parse(args.broker)
+    broker = broker_address(args)
     async with TwinStore(data_dir) as store:
         service = TwinService(args.name, broker, store, legacy_topics=not args.no_legacy_topics)
         await service.start(manifests)

@@ -7,7 +7,7 @@ import json
 import sys
 from datetime import UTC, datetime
 
-from edgetwin.settings import default_broker
+from edgetwin.commands._broker import add_broker_options, broker_address
 from twin.client import PropertyState, TwinClient, TwinEvent
 from twin.topics import full_device_id
 
@@ -16,11 +16,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser("twin", help="read twins, set desired values, watch changes")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--broker",
-        default=default_broker(),
-        help="MQTT broker URL (env EDGETWIN_BROKER; default %(default)s)",
-    )
+    add_broker_options(common)
     common.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the twin (default 5)")
     common.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -65,14 +61,14 @@ def _as_json(states: dict[str, PropertyState]) -> str:
 
 
 async def run_get(args: argparse.Namespace) -> int:
-    async with TwinClient(args.broker, timeout=args.timeout) as client:
+    async with TwinClient(broker_address(args), timeout=args.timeout) as client:
         states = await client.get(args.device)
     print(_as_json(states) if args.json else _table(states))
     return 0
 
 
 async def run_set(args: argparse.Namespace) -> int:
-    async with TwinClient(args.broker, timeout=args.timeout) as client:
+    async with TwinClient(broker_address(args), timeout=args.timeout) as client:
         states = await client.set_desired(args.device, {args.property: args.value})
     if args.json:
         print(_as_json(states))
@@ -95,10 +91,11 @@ async def run_watch(args: argparse.Namespace) -> int:
     seen = 0
     device = None if args.device is None else full_device_id(args.device)
     async with (
-        TwinClient(args.broker, timeout=args.timeout) as client,
+        TwinClient(broker_address(args), timeout=args.timeout) as client,
         client.subscription(device) as events,
     ):
-        print(f"watching {device or 'all devices'} on {args.broker} (Ctrl-C to stop)", file=sys.stderr)
+        where = broker_address(args)
+        print(f"watching {device or 'all devices'} on {where} (Ctrl-C to stop)", file=sys.stderr)
         while not args.count or seen < args.count:
             event = await events.get()
             seen += 1

@@ -11,29 +11,16 @@ from pathlib import Path
 import pytest
 
 from edgemqtt.client import BrokerAddress, Message, MqttClient
-from edgemqtt.errors import BrokerUnavailable
+from edgemqtt.errors import (
+    BadUsernameOrPassword,
+    BrokerUnavailable,
+    ConnectionRefused,
+    NotAuthorised,
+    SubscriptionRefused,
+)
 from tests.fixtures.brokers import Mosquitto
 from tests.fixtures.twin import SAMPLE_DEVICES, start_twin
 from twin.client import TwinClient
-
-
-@pytest.mark.parametrize(
-    ("url", "address"),
-    [
-        ("mqtt://10.0.0.5:1884", BrokerAddress("10.0.0.5", 1884)),
-        ("127.0.0.1", BrokerAddress("127.0.0.1", 1883)),
-        ("mqtt://user:pw@host", BrokerAddress("host", 1883, "user", "pw")),
-        ("tcp://h:1", BrokerAddress("h", 1)),
-    ],
-)
-def test_broker_urls_are_parsed(url: str, address: BrokerAddress) -> None:
-    assert BrokerAddress.parse(url) == address
-
-
-@pytest.mark.parametrize("url", ["http://h:1", "mqtt://h:notaport"])
-def test_bad_broker_urls_are_refused(url: str) -> None:
-    with pytest.raises(ValueError, match="broker URL"):
-        BrokerAddress.parse(url)
 
 
 async def test_every_connection_sets_tcp_nodelay(broker: BrokerAddress) -> None:
@@ -154,15 +141,16 @@ async def test_qos2_deliveries_from_the_broker_arrive_once(mosquitto: Mosquitto)
 
 
 @contextlib.asynccontextmanager
-async def fake_broker(reply: bytes) -> AsyncIterator[BrokerAddress]:
-    """A server that answers the first packet with ``reply`` and waits for the client to leave."""
+async def fake_broker(*replies: bytes) -> AsyncIterator[BrokerAddress]:
+    """A server that answers the client's first packets with ``replies``, then waits for it to leave."""
     done = asyncio.Event()
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            await reader.read(1024)
-            writer.write(reply)
-            await writer.drain()
+            for reply in replies:
+                await reader.read(1024)
+                writer.write(reply)
+                await writer.drain()
             await reader.read()  # until the client hangs up
         finally:
             writer.close()
@@ -174,10 +162,32 @@ async def fake_broker(reply: bytes) -> AsyncIterator[BrokerAddress]:
         await asyncio.wait_for(done.wait(), 5)
 
 
-async def test_a_refused_connection_says_why() -> None:
-    async with fake_broker(bytes([0x20, 2, 0, 5])) as address:  # CONNACK: not authorised
-        with pytest.raises(BrokerUnavailable, match="refused the connection: not authorised"):
+@pytest.mark.parametrize(
+    ("code", "error", "reason"),
+    [
+        (4, BadUsernameOrPassword, "bad user name or password"),
+        (5, NotAuthorised, "not authorised"),
+        (2, ConnectionRefused, "client identifier rejected"),
+        (3, BrokerUnavailable, "server unavailable"),
+    ],
+)
+async def test_a_refused_connection_says_why_and_whether_to_retry(
+    code: int, error: type[Exception], reason: str
+) -> None:
+    async with fake_broker(bytes([0x20, 2, 0, code])) as address:
+        with pytest.raises(error, match=f"refused the connection: {reason}"):
             await MqttClient(address).connect(timeout=5)
+
+
+async def test_a_refused_suback_is_a_permanent_error_naming_the_filter() -> None:
+    # CONNACK accepted; the SUBSCRIBE (packet id 1) answered 0x80 (failure).
+    async with (
+        fake_broker(bytes([0x20, 2, 0, 0]), bytes([0x90, 3, 0, 1, 0x80])) as address,
+        MqttClient(address) as client,
+    ):
+        with pytest.raises(SubscriptionRefused, match="forbidden/#") as refused:
+            await client.subscribe("forbidden/#")
+    assert refused.value.filters == ("forbidden/#",)
 
 
 async def test_a_broker_sending_garbage_is_dropped_not_crashing() -> None:

@@ -249,13 +249,12 @@ class BrokerCore:
             qos = min(requested, 1)
             self.router.subscribe(session, topic_filter, qos)
             granted.append(qos)
-            if shared is None:
-                new_filters.append((topic_filter, qos))
+            new_filters.append((plain, qos))
         if not granted:
             raise ProtocolViolation("SUBSCRIBE with no topic filter")  # MQTT-3.8.3-3
         writer.write(packet(SUBACK, 0, struct.pack("!H", packet_id) + bytes(granted)))
-        # Retained messages go out once per matching filter of this SUBSCRIBE, as with mosquitto;
-        # never on shared subscriptions (mosquitto does not send them there either).
+        # Retained messages go out once per matching filter of this SUBSCRIBE, shared ones included,
+        # as mosquitto 2.0 does.
         acl = self.acl
         for topic_filter, qos in new_filters:
             for topic, (payload, retained_qos) in self.retained.items():
@@ -278,7 +277,9 @@ class BrokerCore:
             self.send(session, raw_topic, payload, False, qos=min(qos, sub_qos))
         for group in groups:
             choice = self.router.readers(group, topic)
-            if choice is not None:
+            # One copy per client, as mosquitto: a member that has it from a plain subscription
+            # already takes its turn in the group without a second copy.
+            if choice is not None and not any(choice[0] is session for session, _ in plain):
                 self.send(choice[0], raw_topic, payload, False, qos=min(qos, choice[1]), group=group)
 
     def send(

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from edgemqtt.client import BrokerAddress, Message, MqttClient
+from edgemqtt.broker import embedded_broker, password_entry
+from edgemqtt.client import BrokerAddress, Message, MqttClient, Will
 from edgemqtt.errors import (
     BadUsernameOrPassword,
     BrokerUnavailable,
@@ -194,3 +195,138 @@ async def test_a_broker_sending_garbage_is_dropped_not_crashing() -> None:
     async with fake_broker(b"HTTP/1.1 400 Bad Request\r\n\r\n") as address:
         with pytest.raises(BrokerUnavailable):
             await MqttClient(address).connect(timeout=2)
+
+
+# -- will, sessions, resending, refusals -----------------------------------------------------------
+
+
+async def test_the_will_is_published_when_the_client_is_lost(broker: BrokerAddress, prefix: str) -> None:
+    received: asyncio.Queue[Message] = asyncio.Queue()
+    async with MqttClient(broker, on_message=received.put_nowait) as watcher:
+        await watcher.subscribe(f"{prefix}/status/#")
+        will = Will(f"{prefix}/status/gateway", b"offline", qos=1, retain=False)
+        doomed = MqttClient(broker, will=will, reconnect_delays=(60.0,))
+        await doomed.connect()
+        doomed.socket.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]  # lost, no DISCONNECT
+        async with asyncio.timeout(10):
+            assert await received.get() == Message(f"{prefix}/status/gateway", b"offline")
+        await doomed.close()
+
+
+async def test_a_persistent_session_is_not_subscribed_again_when_the_broker_kept_it(
+    embedded_mqtt: BrokerAddress, prefix: str
+) -> None:
+    subscribes: list[list[tuple[str, int]]] = []
+    client = MqttClient(
+        embedded_mqtt, client_id=f"{prefix}-keep", clean_session=False, reconnect_delays=(0.01,)
+    )
+    original = client._send_subscribe
+
+    def counting(topics: list[tuple[str, int]]) -> int:
+        subscribes.append(topics)
+        return original(topics)
+
+    client._send_subscribe = counting  # type: ignore[method-assign]
+    received: asyncio.Queue[Message] = asyncio.Queue()
+    client._on_message = received.put_nowait
+    await client.connect()
+    try:
+        await client.subscribe(f"{prefix}/t")
+        assert not client.session_present
+        client.socket.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
+        async with asyncio.timeout(10):
+            while not (client.connected and client.session_present):
+                await client.wait_connected()
+                await asyncio.sleep(0.01)
+        assert subscribes == [[(f"{prefix}/t", 1)]]  # once, not again: the session was present
+        async with MqttClient(embedded_mqtt) as publisher:
+            await publisher.publish_confirmed(f"{prefix}/t", b"still subscribed")
+        async with asyncio.timeout(10):
+            assert (await received.get()).payload == b"still subscribed"
+    finally:
+        await client.close()
+
+
+async def test_a_lost_session_is_subscribed_again(private_mosquitto: Mosquitto, prefix: str) -> None:
+    received: asyncio.Queue[Message] = asyncio.Queue()
+    client = MqttClient(
+        private_mosquitto.address,
+        client_id=f"{prefix}-lost",
+        clean_session=False,
+        on_message=received.put_nowait,
+        reconnect_delays=(0.05,),
+    )
+    async with client:
+        await client.subscribe(f"{prefix}/t")
+        private_mosquitto.restart()  # persistence false: the session is gone
+        async with asyncio.timeout(20):
+            while client.connected:  # until the loop has seen the old connection end
+                await asyncio.sleep(0.01)
+            await client.wait_connected()
+        assert not client.session_present
+        async with MqttClient(private_mosquitto.address) as publisher:
+            await publisher.publish_confirmed(f"{prefix}/t", b"resubscribed")
+        async with asyncio.timeout(10):
+            assert (await received.get()).payload == b"resubscribed"
+
+
+async def test_unacknowledged_publishes_are_resent_with_dup_even_when_the_session_survived() -> None:
+    """MQTT-3.1.1 §4.4: on reconnect with a session, unacknowledged PUBLISHes are sent again, DUP set."""
+    seen: list[int] = []
+
+    async def broker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.read(1024)  # CONNECT
+            writer.write(bytes([0x20, 2, 1, 0]))  # CONNACK, session present
+            data = await reader.readexactly(1)  # the PUBLISH's first byte: flags tell DUP
+            seen.append(data[0])
+            if len(seen) == 1:
+                writer.transport.abort()  # lost before the PUBACK
+                return
+            rest = await reader.read(1024)
+            packet_id = rest[1 + 2 + 1 : 1 + 2 + 1 + 2]  # remaining length, topic "t" with its length
+            writer.write(bytes([0x40, 2]) + packet_id)  # PUBACK
+            await reader.read()
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(broker, "127.0.0.1", 0)
+    async with server:
+        address = BrokerAddress("127.0.0.1", server.sockets[0].getsockname()[1])
+        async with MqttClient(
+            address, clean_session=False, client_id="dup", reconnect_delays=(0.01,)
+        ) as client:
+            async with asyncio.timeout(10):
+                await client.publish_confirmed("t", b"x")
+    assert [first >> 4 for first in seen] == [3, 3]
+    assert [bool(first & 0x08) for first in seen] == [False, True]
+
+
+async def test_a_refused_login_is_logged_once_and_retried_slowly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    passwords = tmp_path / "passwords"
+    passwords.write_text(password_entry("svc", "right") + "\n")
+    async with embedded_broker("127.0.0.1", 0, password_file=passwords) as address:
+        client = MqttClient(address.with_credentials("svc", "wrong"), refused_delay=0.2)
+        with pytest.raises(NotAuthorised):
+            await client.connect()  # a one-shot caller hears at once
+
+        def refusals() -> int:
+            return sum("refused: not authorised" in r.getMessage() for r in caplog.records)
+
+        before = refusals()
+        task = asyncio.create_task(client.connect(retry=True))  # a long-lived one keeps trying, slowly
+        try:
+            async with asyncio.timeout(10):
+                while refusals() < before + 3:
+                    await asyncio.sleep(0.05)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await client.close()
+    errors = [r for r in caplog.records if r.levelname == "ERROR" and r.name == "edgemqtt.client"]
+    assert len(errors) == 1
+    assert "not authorised; trying again every 0.2 s" in errors[0].getMessage()
+    assert "wrong" not in caplog.text

@@ -35,14 +35,16 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from edgemqtt.address import BrokerAddress
-from edgemqtt.connection import Framing, Will, connack_error, connect_packet, open_connection
-from edgemqtt.errors import (
-    BrokerUnavailable,
-    ConnectionRefused,
-    MqttError,
-    SubscriptionRefused,
-    TlsRefused,
+from edgemqtt.connection import (
+    Framing,
+    Will,
+    connack_error,
+    connect_packet,
+    lost_before_connack,
+    open_connection,
 )
+from edgemqtt.errors import BrokerUnavailable, MqttError, SubscriptionRefused
+from edgemqtt.retry import REFUSED_DELAY, keep_trying
 from edgemqtt.wire import (
     CONNACK,
     DISCONNECT,
@@ -68,9 +70,6 @@ __all__ = ["BrokerAddress", "Message", "MessageHandler", "MqttClient", "SocketOp
 log = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
-
-#: Seconds between attempts after a permanent refusal (a password or an ACL must change first).
-REFUSED_DELAY = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,33 +187,14 @@ class MqttClient:
             raise
 
     async def _retry(self, timeout: float, *, first_delay: float) -> None:
-        """Try until connected: the one retry loop for ``connect(retry=True)`` and reconnects."""
-        delay = first_delay
-        reported: str | None = None
-        for attempt in itertools.count():
-            if self._closing:
-                return
-            if delay:
-                await asyncio.sleep(delay)
-            try:
-                await self._attempt(timeout)
-            except (ConnectionRefused, SubscriptionRefused) as exc:
-                if str(exc) != reported:
-                    log.error("%s; trying again every %g s", exc, self.refused_delay)  # noqa: TRY400
-                reported = str(exc)
-                delay = self.refused_delay
-                continue
-            except BrokerUnavailable as exc:
-                if reported != "unavailable":
-                    log.warning("%s; retrying", exc)
-                else:
-                    log.debug("%s; retrying", exc)
-                reported = "unavailable"
-                delay = self._delays[min(attempt, len(self._delays) - 1)]
-                continue
-            if attempt:
-                log.info("connected to the MQTT broker at %s", self.address.url)
-            return
+        await keep_trying(
+            lambda: self._attempt(timeout),
+            url=self.address.url,
+            delays=self._delays,
+            refused_delay=self.refused_delay,
+            first_delay=first_delay,
+            stopped=lambda: self._closing,
+        )
 
     async def _connect_once(self) -> None:
         assert self._loop is not None
@@ -454,7 +434,7 @@ class MqttClient:
         self._framing = None
         connack = self._connack
         if connack is not None and not connack.done():
-            connack.set_exception(self._lost_before_connack(exc))
+            connack.set_exception(lost_before_connack(self.address, exc))
         # Subscriptions and QoS 1 messages come back with the connection; only SUBACK and UNSUBACK
         # waits fail (a waiting publish_confirmed gets its PUBACK after the message is resent).
         for packet_id, future in list(self._pending.items()):
@@ -469,16 +449,6 @@ class MqttClient:
             self._reconnect_task = self._loop.create_task(
                 self._retry(10.0, first_delay=self._delays[0]), name=f"mqtt reconnect {self.client_id}"
             )
-
-    def _lost_before_connack(self, exc: Exception | None) -> MqttError:
-        # With TLS 1.3 the broker checks a client certificate after the handshake: its refusal
-        # arrives as an alert in place of CONNACK.
-        if isinstance(exc, ssl.SSLError) and "ALERT" in str(exc.reason).upper():
-            reason = str(exc.reason)
-            return TlsRefused(
-                f"the MQTT broker at {self.address.url} refused the TLS connection: {reason}", None, reason
-            )
-        return BrokerUnavailable(f"the MQTT broker at {self.address.url} closed the connection")
 
     async def _keepalive_loop(self, framing: Framing) -> None:
         if not self._keepalive:

@@ -28,7 +28,14 @@ from edgemqtt.errors import (
 )
 from edgemqtt.wire import CONNECT, MAX_PACKET, FrameDecoder, encode_string, packet
 
-__all__ = ["Framing", "Will", "connack_error", "connect_packet", "open_connection"]
+__all__ = [
+    "Framing",
+    "Will",
+    "connack_error",
+    "connect_packet",
+    "lost_before_connack",
+    "open_connection",
+]
 
 log = logging.getLogger("edgemqtt.client")
 
@@ -94,10 +101,8 @@ class Framing(asyncio.Protocol):
             except (struct.error, IndexError, UnicodeDecodeError):
                 self._violation(f"malformed packet of type {kind}")
                 return
-        try:
-            self._decoder.check()
-        except ProtocolViolation as exc:
-            self._violation(str(exc))
+        if self._decoder.error is not None:
+            self._violation(str(self._decoder.error))
 
     def _violation(self, what: str) -> None:
         log.warning("MQTT broker at %s sent a %s; reconnecting", self._address.url, what)
@@ -175,3 +180,15 @@ async def open_connection(
             f"cannot connect to MQTT broker at {address.url}: {exc.strerror or exc}"
         ) from None
     return protocol
+
+
+def lost_before_connack(address: BrokerAddress, exc: Exception | None) -> MqttError:
+    """The error for a connection that ended before CONNACK, with ``exc`` from ``connection_lost``."""
+    # With TLS 1.3 the broker checks a client certificate after the handshake: its refusal
+    # arrives as an alert in place of CONNACK.
+    if isinstance(exc, ssl.SSLError) and "ALERT" in str(exc.reason).upper():
+        reason = str(exc.reason)
+        return TlsRefused(
+            f"the MQTT broker at {address.url} refused the TLS connection: {reason}", None, reason
+        )
+    return BrokerUnavailable(f"the MQTT broker at {address.url} closed the connection")

@@ -81,17 +81,18 @@ class FrameDecoder:
     that start on a packet boundary (the usual case) are cut without being copied first.
     """
 
-    __slots__ = ("_buffer", "_error", "max_packet")
+    __slots__ = ("_buffer", "error", "max_packet")
 
     def __init__(self, max_packet: int = MAX_PACKET) -> None:
         self.max_packet = max_packet
         self._buffer = bytearray()
-        self._error: ProtocolViolation | None = None
+        #: The violation found after the packets the last ``feed`` returned (see ``check``).
+        self.error: ProtocolViolation | None = None
 
     def check(self) -> None:
         """Raise the violation found after the packets the last ``feed`` returned, if any."""
-        if self._error is not None:
-            raise self._error
+        if self.error is not None:
+            raise self.error
 
     @property
     def pending(self) -> int:
@@ -100,7 +101,8 @@ class FrameDecoder:
 
     def feed(self, data: bytes) -> list[tuple[int, int, bytes]]:
         """The packets completed by ``data``; ``ProtocolViolation`` for a malformed or oversized one."""
-        self.check()
+        if self.error is not None:
+            raise self.error
         kept = self._buffer
         buffer: bytes | bytearray
         if kept:
@@ -109,13 +111,38 @@ class FrameDecoder:
         else:
             buffer = data
         size = len(buffer)
+        pos = 0
         frames: list[tuple[int, int, bytes]] = []
+        max_packet = self.max_packet
         try:
-            pos = self._cut(buffer, size, frames)
+            while size - pos >= 2:
+                length, shift, index = 0, 0, pos + 1
+                while True:
+                    if index >= size:
+                        length = -1  # the length is not all here yet
+                        break
+                    byte = buffer[index]
+                    index += 1
+                    length |= (byte & 0x7F) << shift
+                    if not byte & 0x80:
+                        break
+                    shift += 7
+                    if shift > 21:
+                        raise ProtocolViolation("malformed remaining length")
+                if length < 0:
+                    break
+                if length > max_packet:
+                    raise ProtocolViolation(f"packet of {length} bytes exceeds the limit of {max_packet}")
+                end = index + length
+                if end > size:
+                    break  # the body is not all here yet
+                first = buffer[pos]
+                frames.append((first >> 4, first & 0x0F, bytes(buffer[index:end])))
+                pos = end
         except ProtocolViolation as exc:
             if not frames:
                 raise
-            self._error = exc
+            self.error = exc  # the good packets before it first; check() raises it after them
             return frames
         if kept:
             if pos:
@@ -123,36 +150,6 @@ class FrameDecoder:
         elif pos < size:
             kept += data[pos:] if pos else data
         return frames
-
-    def _cut(self, buffer: bytes | bytearray, size: int, frames: list[tuple[int, int, bytes]]) -> int:
-        """Append the complete packets of ``buffer`` to ``frames``; the offset where the rest starts."""
-        pos = 0
-        max_packet = self.max_packet
-        while size - pos >= 2:
-            length, shift, index = 0, 0, pos + 1
-            while True:
-                if index >= size:
-                    length = -1  # the length is not all here yet
-                    break
-                byte = buffer[index]
-                index += 1
-                length |= (byte & 0x7F) << shift
-                if not byte & 0x80:
-                    break
-                shift += 7
-                if shift > 21:
-                    raise ProtocolViolation("malformed remaining length")
-            if length < 0:
-                break
-            if length > max_packet:
-                raise ProtocolViolation(f"packet of {length} bytes exceeds the limit of {max_packet}")
-            end = index + length
-            if end > size:
-                break  # the body is not all here yet
-            first = buffer[pos]
-            frames.append((first >> 4, first & 0x0F, bytes(buffer[index:end])))
-            pos = end
-        return pos
 
 
 class PacketBody:

@@ -29,14 +29,16 @@ import logging
 import os
 import ssl
 import struct
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Self
 
 from edgemqtt.address import BrokerAddress
 from edgemqtt.connection import (
     Framing,
+    Message,
+    MessageHandler,
+    SocketOptions,
     Will,
     connack_error,
     connect_packet,
@@ -49,7 +51,6 @@ from edgemqtt.wire import (
     CONNACK,
     DISCONNECT,
     MAX_PACKET,
-    PINGREQ,
     PINGRESP,
     PUBACK,
     PUBCOMP,
@@ -70,19 +71,6 @@ __all__ = ["BrokerAddress", "Message", "MessageHandler", "MqttClient", "SocketOp
 log = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    topic: str
-    payload: bytes
-
-
-MessageHandler = Callable[[Message], None]
-
-
-class SocketOptions(Protocol):
-    def getsockopt(self, level: int, option: int, /) -> int: ...
 
 
 class MqttClient:
@@ -127,8 +115,6 @@ class MqttClient:
         self._inflight: dict[int, tuple[bytes, bytes, bool, bool]] = {}  # QoS 1: topic, payload, retain, sent
         self._qos2_received: set[int] = set()
         self._packet_ids = itertools.count(1)
-        self._pong = True
-        self._keepalive_task: asyncio.Task[None] | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._closing = False
         self.session_present = False
@@ -211,10 +197,7 @@ class MqttClient:
         )
         self.session_present = await self._connack
         self._connected.set()
-        self._pong = True
-        self._keepalive_task = self._loop.create_task(
-            self._keepalive_loop(framing), name=f"mqtt keepalive {self.client_id}"
-        )
+        framing.start_keepalive(self._keepalive)
         if self._subscriptions and not self.session_present:
             self._send_subscribe(list(self._subscriptions.items()))
         for packet_id, (topic, payload, retain, sent) in list(self._inflight.items()):
@@ -241,10 +224,8 @@ class MqttClient:
 
     def _drop(self) -> None:
         self._connected.clear()
-        if self._keepalive_task is not None:
-            self._keepalive_task.cancel()
-            self._keepalive_task = None
         if self._framing is not None and self._framing.transport is not None:
+            self._framing.stop_keepalive()
             self._framing.transport.abort()
         self._framing = None
 
@@ -387,7 +368,8 @@ class MqttClient:
             (packet_id,) = struct.unpack("!H", body[:2])
             self._resolve(packet_id)
         elif kind == PINGRESP:
-            self._pong = True
+            if self._framing is not None:
+                self._framing.pong = True
         elif kind == CONNACK:
             future = self._connack
             if future is not None and not future.done():
@@ -428,9 +410,6 @@ class MqttClient:
             return  # an older connection, already replaced
         was_connected = self._connected.is_set()
         self._connected.clear()
-        if self._keepalive_task is not None:
-            self._keepalive_task.cancel()
-            self._keepalive_task = None
         self._framing = None
         connack = self._connack
         if connack is not None and not connack.done():
@@ -449,16 +428,3 @@ class MqttClient:
             self._reconnect_task = self._loop.create_task(
                 self._retry(10.0, first_delay=self._delays[0]), name=f"mqtt reconnect {self.client_id}"
             )
-
-    async def _keepalive_loop(self, framing: Framing) -> None:
-        if not self._keepalive:
-            return
-        while True:
-            await asyncio.sleep(self._keepalive)
-            if not self._pong:
-                log.warning("MQTT broker at %s stopped answering pings; reconnecting", self.address.url)
-                if framing.transport is not None:
-                    framing.transport.abort()
-                return
-            self._pong = False
-            self._write(packet(PINGREQ, 0, b""))

@@ -1,4 +1,4 @@
-"""One client connection to a broker: TCP or TLS, the CONNECT/CONNACK exchange, and what failed.
+"""One client connection to a broker: TCP or TLS, CONNECT/CONNACK, keepalive pings, and what failed.
 
 The client (``edgemqtt.client``) keeps the state that outlives a connection (subscriptions,
 unacknowledged messages); this module opens one connection, cuts its bytes into packets with the
@@ -15,6 +15,7 @@ import ssl
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from edgemqtt.address import BrokerAddress
 from edgemqtt.errors import (
@@ -26,10 +27,13 @@ from edgemqtt.errors import (
     ProtocolViolation,
     TlsRefused,
 )
-from edgemqtt.wire import CONNECT, MAX_PACKET, FrameDecoder, encode_string, packet
+from edgemqtt.wire import CONNECT, MAX_PACKET, PINGREQ, FrameDecoder, encode_string, packet
 
 __all__ = [
     "Framing",
+    "Message",
+    "MessageHandler",
+    "SocketOptions",
     "Will",
     "connack_error",
     "connect_packet",
@@ -64,7 +68,18 @@ class Will:
             raise ValueError(f"will QoS {self.qos} is not 0, 1 or 2")
 
 
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    payload: bytes
+
+
+MessageHandler = Callable[[Message], None]
 PacketHandler = Callable[[int, int, bytes], None]
+
+
+class SocketOptions(Protocol):
+    def getsockopt(self, level: int, option: int, /) -> int: ...
 
 
 class Framing(asyncio.Protocol):
@@ -83,6 +98,8 @@ class Framing(asyncio.Protocol):
         self._decoder = FrameDecoder(max_packet)
         self.transport: asyncio.Transport | None = None
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pong = True  # the broker answered the last PINGREQ
+        self._keepalive: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -109,7 +126,31 @@ class Framing(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
+    def start_keepalive(self, seconds: int) -> None:
+        """PINGREQ every ``seconds`` (0: never); no PINGRESP by the next one drops the connection."""
+        if seconds:
+            self.pong = True
+            self._keepalive = asyncio.get_running_loop().create_task(
+                self._keepalive_loop(seconds), name=f"mqtt keepalive {self._address.url}"
+            )
+
+    def stop_keepalive(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            self._keepalive = None
+
+    async def _keepalive_loop(self, seconds: int) -> None:
+        while self.transport is not None:
+            await asyncio.sleep(seconds)
+            if not self.pong:
+                log.warning("MQTT broker at %s stopped answering pings; reconnecting", self._address.url)
+                self.transport.abort()
+                return
+            self.pong = False
+            self.transport.write(packet(PINGREQ, 0, b""))
+
     def connection_lost(self, exc: Exception | None) -> None:
+        self.stop_keepalive()
         if not self.closed.done():
             self.closed.set_result(None)
         self._on_lost(self, exc)

@@ -4,10 +4,12 @@ A session outlives its connection when the client asked for a persistent one (``
 Routing follows mosquitto: overlapping subscriptions of one session give one copy at the highest
 QoS; a filter starting with a wildcard does not match ``$`` topics; and MQTT 3.1.1 shared
 subscriptions ``$share/GROUP/FILTER`` give each message to ONE member of the group, in turn
-(round-robin), preferring members that are connected. A member that unsubscribes or leaves gets
-no more of the group's messages; what a leaving clean-session member had been sent at QoS 1 and
-not acknowledged goes to another member (``EmbeddedBroker`` does that, with ``Router.group_of``).
-A member with a persistent session keeps its share while away and gets it when it comes back.
+(round-robin), preferring members that are connected; a client that has the message from a
+plain subscription too gets one copy, and retained messages are sent on a new shared
+subscription, both as mosquitto 2.0 does. A member that unsubscribes or leaves gets no more of the
+group's messages; what a leaving clean-session member had been sent at QoS 1 and not acknowledged
+goes to another member (``BrokerCore.end_session``). A member with a persistent session keeps its
+share while away and gets it when it comes back.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.fixtures.brokers import APP_PASSWORD, APP_USER, SecureBroker
-from tests.fixtures.processes import run_cli
+from tests.fixtures.processes import run_cli, service
 
 WRONG = "Wr0ng-Passw0rd"
 
@@ -102,3 +102,25 @@ def test_every_broker_command_has_the_tls_options() -> None:
         assert result.returncode == 0
         for option in ("--broker", "--tls-ca", "--tls-cert", "--tls-key"):
             assert option in result.stdout, (command, option)
+
+
+def test_a_node_with_a_refused_login_exits_at_once_with_the_reason(
+    secure_mosquitto: SecureBroker, tmp_path: Path
+) -> None:
+    url = f"mqtt://{APP_USER}:{WRONG}@127.0.0.1:{secure_mosquitto.plain.port}"
+    result = run_cli("node", "n1", "--broker", url, "--data-dir", str(tmp_path))
+    assert result.returncode != 0
+    assert_one_clear_line(result.stderr, "not authorised")
+    assert WRONG not in result.stderr + result.stdout
+
+
+def test_a_mapper_runner_with_a_refused_login_says_so_once_and_keeps_waiting(
+    secure_mosquitto: SecureBroker,
+) -> None:
+    url = f"mqtt://{APP_USER}:{WRONG}@127.0.0.1:{secure_mosquitto.plain.port}"
+    with service("mapper", "run", "virtual", "--broker", url) as runner:
+        line = runner.wait_for("refused the connection")
+        assert "ERROR" in line and "not authorised; trying again every 60 s" in line
+        assert runner.proc.poll() is None  # a long-lived process: it waits for the fix, slowly
+    assert sum("refused the connection" in line for line in runner.lines) == 1
+    assert all(WRONG not in line for line in runner.lines)

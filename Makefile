@@ -38,6 +38,7 @@ test: $(STAMP) tools lint
 
 bench: $(STAMP) tools
 	$(BIN)/python bench/twin_throughput.py
+	$(BIN)/python bench/mqtt_client_cpu.py
 	$(BIN)/python bench/store_writes.py
 	$(BIN)/python bench/modbus_poll.py
 	$(BIN)/python bench/opcua_poll.py

@@ -1,17 +1,23 @@
 """A small asyncio MQTT 3.1.1 client, shared by every edgetwin component.
 
-Why not paho-mqtt: its network loop is a thread or a blocking call, it leaves Nagle's algorithm on
-(~40 ms per request/response hop on loopback, DESIGN.md §11), and its per-packet cost (MQTT 5
-property objects and a threading.Condition for every message, even on MQTT 3.1.1) was ~60 % of the
-twin service's CPU under load. This client is an ``asyncio.Protocol`` over the packet format in
-``edgemqtt.wire``, which the embedded broker uses too:
+It is an ``asyncio.Protocol`` over the one frame decoder of ``edgemqtt.wire`` (``edgemqtt``'s
+package docstring says why it is hand-written):
 
 * QoS 0 and 1 publishing (``publish`` never blocks; ``publish_confirmed`` waits for the PUBACK),
-  QoS 0, 1 and 2 receiving, subscriptions, keepalive pings, user name and password;
+  QoS 0, 1 and 2 receiving, subscriptions, keepalive pings, a will message;
+* TLS (``mqtts://``, CA file, client certificate, host names checked) and user name and password;
 * asyncio's TCP transports set ``TCP_NODELAY``;
-* a lost broker is reconnected with backoff; subscriptions are restored, and QoS 1 messages not
-  yet acknowledged (or published while away, up to ``max_queued``) are sent again, so a service
-  survives a broker restart without losing what it published at QoS 1.
+* a lost broker is reconnected with backoff. With ``clean_session=True`` subscriptions are made
+  again on every reconnect; with ``clean_session=False`` only when CONNACK says the broker lost the
+  session (session present = 0). QoS 1 messages not yet acknowledged are sent again, with DUP set,
+  on EVERY reconnect, whether the session survived or not: MQTT-3.1.1 §4.4 requires a client to
+  resend them when it reconnects with a persistent session, and with a lost one they would else be
+  lost. Messages published while away (up to ``max_queued``) follow them, so a service survives a
+  broker restart without losing what it published at QoS 1;
+* a refusal that a retry will not change (CONNACK 4 bad user name or password, 5 not authorised, a
+  TLS certificate that is not trusted, SUBACK 0x80) is a permanent error: ``connect()`` and
+  ``subscribe()`` raise it at once; while reconnecting it is logged once, as an error naming the
+  reason, and tried again only every ``refused_delay`` seconds (60 by default), never spun on.
 """
 
 from __future__ import annotations
@@ -21,19 +27,30 @@ import contextlib
 import itertools
 import logging
 import os
+import ssl
 import struct
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from types import TracebackType
-from typing import Protocol, Self
-from urllib.parse import urlsplit
+from typing import Self
 
-from edgemqtt.errors import BrokerUnavailable
+from edgemqtt.address import BrokerAddress
+from edgemqtt.connection import (
+    Framing,
+    Message,
+    MessageHandler,
+    SocketOptions,
+    Will,
+    connack_error,
+    connect_packet,
+    lost_before_connack,
+    open_connection,
+)
+from edgemqtt.errors import BrokerUnavailable, MqttError, SubscriptionRefused
+from edgemqtt.retry import REFUSED_DELAY, keep_trying
 from edgemqtt.wire import (
     CONNACK,
-    CONNECT,
     DISCONNECT,
-    PINGREQ,
+    MAX_PACKET,
     PINGRESP,
     PUBACK,
     PUBCOMP,
@@ -49,122 +66,11 @@ from edgemqtt.wire import (
     publish_packet,
 )
 
-__all__ = ["BrokerAddress", "Message", "MessageHandler", "MqttClient", "SocketOptions"]
+__all__ = ["BrokerAddress", "Message", "MessageHandler", "MqttClient", "SocketOptions", "Will"]
 
 log = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
-
-_CONNACK_REASONS = {
-    1: "unacceptable protocol version",
-    2: "client identifier rejected",
-    3: "server unavailable",
-    4: "bad user name or password",
-    5: "not authorised",
-}
-
-
-@dataclass(frozen=True)
-class BrokerAddress:
-    """Where a broker listens: parsed from ``mqtt://[user:password@]host[:port]``."""
-
-    host: str = "127.0.0.1"
-    port: int = 1883
-    username: str | None = None
-    password: str | None = None
-
-    @classmethod
-    def parse(cls, url: str) -> BrokerAddress:
-        if "://" not in url:
-            url = f"mqtt://{url}"
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "tcp"):
-            raise ValueError(f"unsupported broker URL scheme {parts.scheme!r} (use mqtt://HOST:PORT)")
-        try:
-            port = parts.port or 1883
-        except ValueError as exc:
-            raise ValueError(f"bad port in broker URL {url!r}") from exc
-        return cls(
-            host=parts.hostname or "127.0.0.1",
-            port=port,
-            username=parts.username,
-            password=parts.password,
-        )
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    topic: str
-    payload: bytes
-
-
-MessageHandler = Callable[[Message], None]
-
-
-class SocketOptions(Protocol):
-    def getsockopt(self, level: int, option: int, /) -> int: ...
-
-
-class _Framing(asyncio.Protocol):
-    """Cuts the byte stream into MQTT packets for the client."""
-
-    def __init__(self, client: MqttClient) -> None:
-        self._client = client
-        self._buffer = bytearray()
-        self.transport: asyncio.Transport | None = None
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        buffer = self._buffer
-        buffer += data
-        size = len(buffer)
-        pos = 0
-        while size - pos >= 2:
-            length, multiplier, index = 0, 1, pos + 1
-            while True:
-                if index >= size:
-                    break
-                byte = buffer[index]
-                index += 1
-                length += (byte & 0x7F) * multiplier
-                if not byte & 0x80:
-                    break
-                multiplier *= 128
-                if multiplier > 128**3:
-                    self._violation("malformed remaining length")
-                    return
-            else:  # pragma: no cover - the loop always breaks
-                break
-            if (buffer[index - 1] & 0x80) or size - index < length:
-                break  # the length or the body is not all here yet
-            first = buffer[pos]
-            body = bytes(buffer[index : index + length])
-            pos = index + length
-            try:
-                self._client._on_packet(first >> 4, first & 0x0F, body)
-            except (struct.error, IndexError, UnicodeDecodeError):
-                self._violation(f"malformed packet of type {first >> 4}")
-                return
-        if pos:
-            del buffer[:pos]
-
-    def _violation(self, what: str) -> None:
-        log.warning("MQTT broker at %s sent a %s; reconnecting", self._client.address.url, what)
-        if self.transport is not None:
-            self.transport.abort()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closed.done():
-            self.closed.set_result(None)
-        self._client._on_lost(self, exc)
 
 
 class MqttClient:
@@ -184,27 +90,34 @@ class MqttClient:
         reconnect_delays: Iterable[float] = (0.1, 0.5, 1.0, 2.0, 5.0),
         clean_session: bool = True,
         max_queued: int = 100_000,
+        will: Will | None = None,
+        refused_delay: float = REFUSED_DELAY,
+        max_packet: int = MAX_PACKET,
     ) -> None:
         self.address = BrokerAddress.parse(address) if isinstance(address, str) else address
         self.client_id = client_id or f"edgetwin-{os.getpid()}-{next(_ids)}"
+        self.will = will
+        self.refused_delay = refused_delay
         self._on_message = on_message
         self._keepalive = keepalive
         self._delays = tuple(reconnect_delays) or (1.0,)
         self._clean_session = clean_session
         self._max_queued = max_queued
+        self._max_packet = max_packet
+        self._ssl: ssl.SSLContext | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._framing: _Framing | None = None
+        self._framing: Framing | None = None
         self._connected = asyncio.Event()
         self._connack: asyncio.Future[bool] | None = None
         self._subscriptions: dict[str, int] = {}
+        self._subscribing: dict[int, tuple[str, ...]] = {}  # SUBSCRIBE packet id -> its filters
         self._pending: dict[int, asyncio.Future[None]] = {}  # SUBACK, UNSUBACK, PUBACK awaited
         self._inflight: dict[int, tuple[bytes, bytes, bool, bool]] = {}  # QoS 1: topic, payload, retain, sent
         self._qos2_received: set[int] = set()
         self._packet_ids = itertools.count(1)
-        self._pong = True
-        self._keepalive_task: asyncio.Task[None] | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._closing = False
+        self.session_present = False
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -229,52 +142,67 @@ class MqttClient:
         sock: SocketOptions | None = self._framing.transport.get_extra_info("socket")
         return sock
 
-    async def connect(self, timeout: float = 10.0) -> None:
-        """Connect and wait for the broker's CONNACK; ``BrokerUnavailable`` if it does not come."""
+    async def connect(self, timeout: float = 10.0, *, retry: bool = False) -> None:
+        """Connect and wait for the broker's CONNACK.
+
+        Without ``retry``: ``BrokerUnavailable`` if the broker cannot be reached in ``timeout``
+        seconds, a ``ConnectionRefused`` at once if it refuses. With ``retry`` (long-lived
+        services): try until connected, after ``reconnect_delays`` for a broker that is away and
+        ``refused_delay`` for a refusal, each kind logged once; only a bad address still raises.
+        """
         self._loop = asyncio.get_running_loop()
         self._closing = False
+        if self._ssl is None:
+            self._ssl = self.address.ssl_context()  # InvalidTlsFiles: the address is unusable
+        if not retry:
+            await self._attempt(timeout)
+            return
+        await self._retry(timeout, first_delay=0.0)
+
+    async def _attempt(self, timeout: float) -> None:
         try:
             async with asyncio.timeout(timeout):
                 await self._connect_once()
-        except (OSError, TimeoutError) as exc:
+        except TimeoutError:
             self._drop()
-            raise BrokerUnavailable(f"cannot connect to MQTT broker at {self.address.url}: {exc}") from exc
-        except BrokerUnavailable:
+            raise BrokerUnavailable(
+                f"the MQTT broker at {self.address.url} did not answer within {timeout:g} s"
+            ) from None
+        except MqttError:
             self._drop()
             raise
 
+    async def _retry(self, timeout: float, *, first_delay: float) -> None:
+        await keep_trying(
+            lambda: self._attempt(timeout),
+            url=self.address.url,
+            delays=self._delays,
+            refused_delay=self.refused_delay,
+            first_delay=first_delay,
+            stopped=lambda: self._closing,
+        )
+
     async def _connect_once(self) -> None:
         assert self._loop is not None
-        _, framing = await self._loop.create_connection(
-            lambda: _Framing(self), self.address.host, self.address.port
+        framing = await open_connection(
+            self.address,
+            self._ssl,
+            lambda: Framing(self.address, self._on_packet, self._on_lost, self._max_packet),
         )
         self._framing = framing
         self._connack = self._loop.create_future()
         assert framing.transport is not None
-        framing.transport.write(self._connect_packet())
-        await self._connack
-        self._connected.set()
-        self._pong = True
-        self._keepalive_task = self._loop.create_task(
-            self._keepalive_loop(framing), name=f"mqtt keepalive {self.client_id}"
+        framing.transport.write(
+            connect_packet(self.address, self.client_id, self._keepalive, self._clean_session, self.will)
         )
-        if self._subscriptions:
+        self.session_present = await self._connack
+        self._connected.set()
+        framing.start_keepalive(self._keepalive)
+        if self._subscriptions and not self.session_present:
             self._send_subscribe(list(self._subscriptions.items()))
         for packet_id, (topic, payload, retain, sent) in list(self._inflight.items()):
             self._write(publish_packet(topic, payload, 1, packet_id, retain, dup=sent))
             self._inflight[packet_id] = (topic, payload, retain, True)
-
-    def _connect_packet(self) -> bytes:
-        flags = 0x02 if self._clean_session else 0
-        payload = encode_string(self.client_id.encode())
-        if self.address.username is not None:
-            flags |= 0x80
-            payload += encode_string(self.address.username.encode())
-            if self.address.password is not None:
-                flags |= 0x40
-                payload += encode_string(self.address.password.encode())
-        header = encode_string(b"MQTT") + bytes([4, flags]) + struct.pack("!H", self._keepalive)
-        return packet(CONNECT, 0, header + payload)
 
     async def close(self) -> None:
         self._closing = True
@@ -296,14 +224,12 @@ class MqttClient:
 
     def _drop(self) -> None:
         self._connected.clear()
-        if self._keepalive_task is not None:
-            self._keepalive_task.cancel()
-            self._keepalive_task = None
         if self._framing is not None and self._framing.transport is not None:
+            self._framing.stop_keepalive()
             self._framing.transport.abort()
         self._framing = None
 
-    def _fail_pending(self, error: BrokerUnavailable) -> None:
+    def _fail_pending(self, error: MqttError) -> None:
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(error)
@@ -313,7 +239,10 @@ class MqttClient:
     # -- API ---------------------------------------------------------------------------------------
 
     async def subscribe(self, *topics: str, qos: int = 1) -> None:
-        """Subscribe and wait for SUBACK; subscriptions are restored after a reconnect."""
+        """Subscribe and wait for SUBACK; ``SubscriptionRefused`` names the filters refused.
+
+        Granted subscriptions are restored after a reconnect; refused ones are forgotten.
+        """
         if qos not in (0, 1, 2):
             raise ValueError(f"QoS {qos} is not 0, 1 or 2")
         for topic in topics:
@@ -327,6 +256,7 @@ class MqttClient:
         body = struct.pack("!H", packet_id)
         for topic, qos in topics:
             body += encode_string(topic.encode()) + bytes([qos])
+        self._subscribing[packet_id] = tuple(topic for topic, _ in topics)
         self._write(packet(SUBSCRIBE, 0x02, body))
         return packet_id
 
@@ -395,7 +325,7 @@ class MqttClient:
         if framing is not None and framing.transport is not None:
             framing.transport.write(data)
 
-    def _resolve(self, packet_id: int, error: BrokerUnavailable | None = None) -> None:
+    def _resolve(self, packet_id: int, error: MqttError | None = None) -> None:
         future = self._pending.get(packet_id)
         if future is not None and not future.done():
             if error is None:
@@ -433,31 +363,38 @@ class MqttClient:
             self._write(packet(PUBCOMP, 0, body[:2]))
         elif kind == SUBACK:
             (packet_id,) = struct.unpack("!H", body[:2])
-            refused = 0x80 in body[2:]
-            error = (
-                BrokerUnavailable(f"the broker at {self.address.url} refused a subscription")
-                if refused
-                else None
-            )
-            self._resolve(packet_id, error)
+            self._on_suback(packet_id, body[2:])
         elif kind == UNSUBACK:
             (packet_id,) = struct.unpack("!H", body[:2])
             self._resolve(packet_id)
         elif kind == PINGRESP:
-            self._pong = True
+            if self._framing is not None:
+                self._framing.pong = True
         elif kind == CONNACK:
             future = self._connack
             if future is not None and not future.done():
-                code = body[1]
-                if code:
-                    reason = _CONNACK_REASONS.get(code, f"code {code}")
-                    future.set_exception(
-                        BrokerUnavailable(
-                            f"the broker at {self.address.url} refused the connection: {reason}"
-                        )
-                    )
+                if body[1]:
+                    future.set_exception(connack_error(self.address, body[1]))
                 else:
                     future.set_result(bool(body[0] & 0x01))
+
+    def _on_suback(self, packet_id: int, codes: bytes) -> None:
+        filters = self._subscribing.pop(packet_id, ())
+        refused = tuple(f for f, code in zip(filters, codes, strict=False) if code & 0x80)
+        if not refused:
+            self._resolve(packet_id)
+            return
+        for topic_filter in refused:
+            self._subscriptions.pop(topic_filter, None)  # not asked for again on reconnects
+        error = SubscriptionRefused(
+            f"the MQTT broker at {self.address.url} refused the subscription to "
+            f"{', '.join(refused)} (not authorised, or an invalid filter)",
+            refused,
+        )
+        if packet_id in self._pending:
+            self._resolve(packet_id, error)
+        else:
+            log.error("%s", error)  # a resubscription after a reconnect: nobody waits for it
 
     def _deliver(self, message: Message) -> None:
         if self._on_message is None:
@@ -468,58 +405,26 @@ class MqttClient:
             # A handler bug must not take the connection down with it.
             log.exception("message handler failed for %s", message.topic)
 
-    def _on_lost(self, framing: _Framing, exc: Exception | None) -> None:
+    def _on_lost(self, framing: Framing, exc: Exception | None) -> None:
         if framing is not self._framing:
             return  # an older connection, already replaced
         was_connected = self._connected.is_set()
         self._connected.clear()
-        if self._keepalive_task is not None:
-            self._keepalive_task.cancel()
-            self._keepalive_task = None
         self._framing = None
         connack = self._connack
         if connack is not None and not connack.done():
-            connack.set_exception(
-                BrokerUnavailable(f"the broker at {self.address.url} closed the connection")
-            )
+            connack.set_exception(lost_before_connack(self.address, exc))
         # Subscriptions and QoS 1 messages come back with the connection; only SUBACK and UNSUBACK
         # waits fail (a waiting publish_confirmed gets its PUBACK after the message is resent).
         for packet_id, future in list(self._pending.items()):
             if packet_id not in self._inflight and not future.done():
                 future.set_exception(BrokerUnavailable(f"lost the MQTT broker at {self.address.url}"))
+        self._subscribing.clear()
         if self._closing or self._loop is None:
             return
         if was_connected:
             log.warning("lost the MQTT broker at %s (%s); reconnecting", self.address.url, exc or "closed")
         if self._reconnect_task is None or self._reconnect_task.done():
             self._reconnect_task = self._loop.create_task(
-                self._reconnect(), name=f"mqtt reconnect {self.client_id}"
+                self._retry(10.0, first_delay=self._delays[0]), name=f"mqtt reconnect {self.client_id}"
             )
-
-    async def _reconnect(self) -> None:
-        for attempt in itertools.count():
-            if self._closing:
-                return
-            await asyncio.sleep(self._delays[min(attempt, len(self._delays) - 1)])
-            try:
-                async with asyncio.timeout(10):
-                    await self._connect_once()
-            except (OSError, TimeoutError, BrokerUnavailable) as exc:
-                self._drop()
-                log.debug("reconnect to %s failed: %s", self.address.url, exc)
-                continue
-            log.info("reconnected to the MQTT broker at %s", self.address.url)
-            return
-
-    async def _keepalive_loop(self, framing: _Framing) -> None:
-        if not self._keepalive:
-            return
-        while True:
-            await asyncio.sleep(self._keepalive)
-            if not self._pong:
-                log.warning("MQTT broker at %s stopped answering pings; reconnecting", self.address.url)
-                if framing.transport is not None:
-                    framing.transport.abort()
-                return
-            self._pong = False
-            self._write(packet(PINGREQ, 0, b""))

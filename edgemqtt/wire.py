@@ -1,8 +1,7 @@
-"""MQTT 3.1.1 wire format: packet framing, field readers, topic rules, shared by client and broker."""
+"""MQTT 3.1.1 wire format, shared by client and broker: the one frame decoder, field readers, topic rules."""
 
 from __future__ import annotations
 
-import asyncio
 import struct
 
 from edgemqtt.errors import ProtocolViolation
@@ -69,28 +68,88 @@ def publish_packet(topic: bytes, payload: bytes, qos: int, packet_id: int, retai
     return packet(PUBLISH, flags, body)
 
 
-class PacketReader:
-    def __init__(self, reader: asyncio.StreamReader) -> None:
-        self._reader = reader
+class FrameDecoder:
+    """Cuts a byte stream into MQTT packets, incrementally: the one decoder of the wire format.
 
-    async def packet(self, only: int | None = None) -> tuple[int, int, bytes]:
-        """The next packet as (type, flags, body); ``only``: refuse another type before its body."""
-        first = await self._reader.readexactly(1)
-        if only is not None and first[0] >> 4 != only:
-            raise ProtocolViolation(f"packet type {first[0] >> 4} where {only} was due")
-        length, multiplier = 0, 1
-        for _ in range(4):
-            byte = (await self._reader.readexactly(1))[0]
-            length += (byte & 0x7F) * multiplier
-            if not byte & 0x80:
-                break
-            multiplier *= 128
+    ``feed(data)`` returns the packets completed by ``data`` as ``(type, flags, body)`` and keeps
+    the rest for the next call. A remaining length over ``max_packet`` is refused as soon as its
+    header is read, before any of its body is buffered. A malformed packet raises
+    ``ProtocolViolation``; if good packets came before it in the same chunk, they are returned
+    first and the error is raised by ``check()`` (call it after handling them) and the next feed.
+
+    The client calls it from ``data_received`` for every chunk, so it is written for speed: chunks
+    that start on a packet boundary (the usual case) are cut without being copied first.
+    """
+
+    __slots__ = ("_buffer", "error", "max_packet")
+
+    def __init__(self, max_packet: int = MAX_PACKET) -> None:
+        self.max_packet = max_packet
+        self._buffer = bytearray()
+        #: The violation found after the packets the last ``feed`` returned (see ``check``).
+        self.error: ProtocolViolation | None = None
+
+    def check(self) -> None:
+        """Raise the violation found after the packets the last ``feed`` returned, if any."""
+        if self.error is not None:
+            raise self.error
+
+    @property
+    def pending(self) -> int:
+        """Bytes held of a packet that is not complete yet (0 between packets)."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[tuple[int, int, bytes]]:
+        """The packets completed by ``data``; ``ProtocolViolation`` for a malformed or oversized one."""
+        if self.error is not None:
+            raise self.error
+        kept = self._buffer
+        buffer: bytes | bytearray
+        if kept:
+            kept += data
+            buffer = kept
         else:
-            raise ProtocolViolation("malformed remaining length")
-        if length > MAX_PACKET:
-            raise ProtocolViolation(f"packet of {length} bytes exceeds {MAX_PACKET}")
-        body = await self._reader.readexactly(length) if length else b""
-        return first[0] >> 4, first[0] & 0x0F, body
+            buffer = data
+        size = len(buffer)
+        pos = 0
+        frames: list[tuple[int, int, bytes]] = []
+        max_packet = self.max_packet
+        try:
+            while size - pos >= 2:
+                length, shift, index = 0, 0, pos + 1
+                while True:
+                    if index >= size:
+                        length = -1  # the length is not all here yet
+                        break
+                    byte = buffer[index]
+                    index += 1
+                    length |= (byte & 0x7F) << shift
+                    if not byte & 0x80:
+                        break
+                    shift += 7
+                    if shift > 21:
+                        raise ProtocolViolation("malformed remaining length")
+                if length < 0:
+                    break
+                if length > max_packet:
+                    raise ProtocolViolation(f"packet of {length} bytes exceeds the limit of {max_packet}")
+                end = index + length
+                if end > size:
+                    break  # the body is not all here yet
+                first = buffer[pos]
+                frames.append((first >> 4, first & 0x0F, bytes(buffer[index:end])))
+                pos = end
+        except ProtocolViolation as exc:
+            if not frames:
+                raise
+            self.error = exc  # the good packets before it first; check() raises it after them
+            return frames
+        if kept:
+            if pos:
+                del kept[:pos]
+        elif pos < size:
+            kept += data[pos:] if pos else data
+        return frames
 
 
 class PacketBody:

@@ -83,6 +83,7 @@ class MapperRunner:
             self.broker,
             client_id=f"edgetwin-mappers-{self.node}-{os.getpid()}-{id(self):x}",
             on_message=self._on_message,
+            reconnect_delays=self.settings.broker_delays,
         )
         await self._connect(mqtt)
         self._mqtt = mqtt
@@ -101,19 +102,9 @@ class MapperRunner:
             self._mqtt = None
 
     async def _connect(self, mqtt: MqttClient) -> None:
-        for attempt in itertools.count():
-            try:
-                await mqtt.connect()
-            except BrokerUnavailable as exc:
-                delays = self.settings.broker_delays or (1.0,)
-                delay = delays[min(attempt, len(delays) - 1)]
-                if attempt == 0:
-                    log.error("%s; retrying", exc)  # noqa: TRY400 - expected, no traceback
-                await asyncio.sleep(delay)
-                continue
-            if attempt:
-                log.info("reached the MQTT broker at %s", self.broker.url)
-            return
+        # Until connected: a broker that is away after broker_delays, a refused login (logged once
+        # as an error naming the reason) only every mqtt.refused_delay seconds.
+        await mqtt.connect(retry=True)
 
     async def _membership(self) -> None:
         """Ask for the device list until answered, then again every ``membership_refresh``."""

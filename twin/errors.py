@@ -21,6 +21,7 @@ PermanentError split)::
         ├── VersionConflict         a cloud write that lost a race with a local write  (409)
         ├── RequestRefused          the twin answered a client's request with an error
         ├── DeviceRefused           the device answered with an error (Modbus exception…)
+        ├── BrokerRefused           the MQTT broker refused the login, TLS or a subscription
         └── StoreCorrupt            a file of the twin store that cannot be read
 
 Packages add leaves where the error is theirs alone (``mappers.PluginUnavailable``, a
@@ -114,6 +115,12 @@ class RequestRefused(PermanentError):
 
 class DeviceRefused(PermanentError):
     """The device answered a request with an error (a Modbus exception code, an OPC UA bad status)."""
+
+
+class BrokerRefused(PermanentError):
+    """The MQTT broker refused us for a reason a retry does not change: a bad user name or password,
+    not authorised, an untrusted TLS certificate, a subscription outside its ACL (or an unusable
+    broker address). A person must change a setting first."""
 
 
 class StoreCorrupt(PermanentError):

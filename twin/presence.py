@@ -15,6 +15,7 @@ import logging
 
 import orjson
 
+from edgemqtt import Will
 from edgemqtt.client import Message, MqttClient
 from twin.topics import NODE_PREFIX
 from twin.wire import now_ms
@@ -42,6 +43,11 @@ class Presence:
     def shared(self) -> bool:
         """Whether other twin services use this broker."""
         return bool(self.peers)
+
+    @staticmethod
+    def will(node: str) -> Will:
+        """The will that clears ``node``'s presence when its connection dies."""
+        return Will(presence_topic(node), b"", qos=1, retain=True)
 
     @staticmethod
     def filters() -> list[str]:

@@ -88,7 +88,10 @@ class TwinService:
         self.twins: dict[str, DeviceTwin] = {}
         self._schemas: dict[str, DeviceSchema] = {}
         self._queue: asyncio.Queue[Message] = asyncio.Queue()
-        self._mqtt = MqttClient(broker, client_id=f"edgetwin-twin-{node}", on_message=self._on_message)
+        # The will clears this node's presence if it dies without stopping (Presence).
+        self._mqtt = MqttClient(
+            broker, client_id=f"edgetwin-twin-{node}", on_message=self._on_message, will=Presence.will(node)
+        )
         self.presence = Presence(node, self._mqtt)
         self.ready = asyncio.Event()
 

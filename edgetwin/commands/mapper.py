@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgemqtt.client import BrokerAddress
-from edgetwin.settings import DEFAULT_NODE, default_broker
+from edgetwin.commands._broker import add_broker_options, broker_address
+from edgetwin.settings import DEFAULT_NODE
 from mappers import PluginUnavailable, Registry, run_mappers
 from mappers.scaffold import scaffold
 
@@ -21,11 +21,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run = verbs.add_parser("run", help="run mapper plugins for a node's devices (until Ctrl-C)")
     run.add_argument("protocols", nargs="+", metavar="PROTOCOL", help="protocol(s) to serve, e.g. modbus")
     run.add_argument("--node", default=DEFAULT_NODE, help="the edge node's name (default %(default)s)")
-    run.add_argument(
-        "--broker",
-        default=default_broker(),
-        help="MQTT broker URL (env EDGETWIN_BROKER; default %(default)s)",
-    )
+    add_broker_options(run)
     run.set_defaults(run=run_run)
 
     new = verbs.add_parser("new", help="create a plugin package with a working example and a test")
@@ -61,7 +57,7 @@ async def run_run(args: argparse.Namespace) -> int:
     registry = Registry()
     for protocol in args.protocols:
         registry.load(protocol)  # PluginUnavailable: a clear message and exit code 2
-    broker = BrokerAddress.parse(args.broker)
+    broker = broker_address(args)
     print(
         f"mapper {', '.join(args.protocols)} for node {args.node} on {broker.url} (Ctrl-C to stop)",
         flush=True,

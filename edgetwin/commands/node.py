@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgemqtt.client import BrokerAddress
+from edgetwin.commands._broker import add_broker_options, broker_address
 from edgetwin.commands._stop import run_until_stopped
-from edgetwin.settings import default_broker, default_data_dir
+from edgetwin.settings import default_data_dir
 from node_agent import Gateway, GatewaySettings
 from twin.manifests import load_manifests
 
@@ -15,11 +15,7 @@ from twin.manifests import load_manifests
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("node", help="run the twin service of one edge node")
     parser.add_argument("name", help="the node name (Device.spec.nodeName of its devices)")
-    parser.add_argument(
-        "--broker",
-        default=default_broker(),
-        help="MQTT broker URL (env EDGETWIN_BROKER; default %(default)s)",
-    )
+    add_broker_options(parser)
     parser.add_argument(
         "--data-dir", type=Path, default=None, help="where twins are stored (default: .edgetwin/nodes/NAME)"
     )
@@ -48,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 async def run(args: argparse.Namespace) -> int:
     data_dir = args.data_dir or default_data_dir() / "nodes" / args.name
     manifests = load_manifests(args.devices) if args.devices else None
-    broker = BrokerAddress.parse(args.broker)
+    broker = broker_address(args)
     gateway = Gateway(
         GatewaySettings(
             node=args.name,

@@ -7,7 +7,7 @@ import json
 import sys
 from datetime import UTC, datetime
 
-from edgetwin.settings import default_broker
+from edgetwin.commands._broker import add_broker_options, broker_address
 from twin.client import PropertyState, TwinClient, TwinEvent
 from twin.errors import UnknownDevice
 from twin.topics import full_device_id
@@ -17,11 +17,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser("twin", help="read twins, set desired values, watch changes")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--broker",
-        default=default_broker(),
-        help="MQTT broker URL (env EDGETWIN_BROKER; default %(default)s)",
-    )
+    add_broker_options(common)
     common.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the twin (default 5)")
     common.add_argument("--json", action="store_true", help="print JSON instead of a table")
     common.add_argument(
@@ -81,7 +77,7 @@ async def _check_node(client: TwinClient, device: str, node: str | None) -> None
 
 
 async def run_get(args: argparse.Namespace) -> int:
-    async with TwinClient(args.broker, timeout=args.timeout) as client:
+    async with TwinClient(broker_address(args), timeout=args.timeout) as client:
         await _check_node(client, args.device, args.node)
         states = await client.get(args.device)
     print(_as_json(states) if args.json else _table(states))
@@ -89,7 +85,7 @@ async def run_get(args: argparse.Namespace) -> int:
 
 
 async def run_set(args: argparse.Namespace) -> int:
-    async with TwinClient(args.broker, timeout=args.timeout) as client:
+    async with TwinClient(broker_address(args), timeout=args.timeout) as client:
         await _check_node(client, args.device, args.node)
         states = await client.set_desired(args.device, {args.property: args.value})
     if args.json:
@@ -111,12 +107,13 @@ def _describe(event: TwinEvent) -> str:
 
 async def run_watch(args: argparse.Namespace) -> int:
     device = None if args.device is None else full_device_id(args.device)
-    async with TwinClient(args.broker, timeout=args.timeout) as client:
+    async with TwinClient(broker_address(args), timeout=args.timeout) as client:
         if device is not None:
             await _check_node(client, device, args.node)
         # A named device is asked for first: an unknown one is an error, not a silent wait.
         async with client.subscription(device) as events:
-            print(f"watching {device or 'all devices'} on {args.broker} (Ctrl-C to stop)", file=sys.stderr)
+            where = broker_address(args).url
+            print(f"watching {device or 'all devices'} on {where} (Ctrl-C to stop)", file=sys.stderr)
             seen = 0
             while not args.count or seen < args.count:
                 event = await events.get()

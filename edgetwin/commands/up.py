@@ -20,6 +20,7 @@ from typing import Any
 from edgemqtt.broker import embedded_broker
 from edgemqtt.client import BrokerAddress
 from edgemqtt.errors import BrokerUnavailable
+from edgetwin.commands._broker import add_broker_options, broker_address
 from edgetwin.commands._stop import run_until_stopped
 from edgetwin.settings import CRDS, DEFAULT_NODE, SAMPLES, default_data_dir
 from node_agent import Gateway, GatewaySettings
@@ -41,10 +42,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--apiserver-port", type=int, default=6443, help="embedded API server port (default 6443)"
     )
-    parser.add_argument(
-        "--broker",
-        default=None,
-        help="use this broker (mqtt://HOST:PORT) instead of starting the embedded one",
+    add_broker_options(
+        parser,
+        required_default=False,
+        help="use this broker (mqtt[s]://[USER:PASSWORD@]HOST:PORT) instead of starting the embedded one",
     )
     parser.add_argument(
         "--devices",
@@ -119,7 +120,7 @@ async def run(args: argparse.Namespace) -> int:
     kubeconfig: Path | None = None
     async with contextlib.AsyncExitStack() as stack:
         if args.broker:
-            broker = BrokerAddress.parse(args.broker)
+            broker = broker_address(args)
         else:
             try:
                 broker = await stack.enter_async_context(embedded_broker("127.0.0.1", args.mqtt_port))

@@ -8,7 +8,9 @@ from typing import Any
 import orjson
 
 from edgemqtt.client import BrokerAddress
+from tests.fixtures.brokers import Mosquitto
 from tests.fixtures.mqtt import MqttProbe, mqtt_probe
+from tests.fixtures.processes import service
 from tests.fixtures.twin import SAMPLE_DEVICES, start_twin
 from twin.client import TwinClient
 from twin.manifests import Manifests, load_manifests
@@ -84,6 +86,22 @@ async def test_a_node_left_alone_answers_404_for_unknown_devices_again(
             await probe.request(
                 f"{DEVICE}/thermostat/twin/get", b"{}", f"{DEVICE}/thermostat/twin/get/result"
             )
+            body = await probe.request(f"{DEVICE}/ghost/twin/get", b"{}", f"{DEVICE}/ghost/twin/get/result")
+    assert body["code"] == 404
+    assert a.presence.peers == set()
+
+
+async def test_a_node_that_dies_is_forgotten_through_its_will(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    broker = mosquitto.address
+    async with start_twin(broker, [SAMPLE_DEVICES], node="edge-node-1", data_dir=tmp_path / "a") as a:
+        args = ["node", "edge-node-2", "--broker", broker.url, "--data-dir", str(tmp_path / "b")]
+        with service(*args) as other:
+            other.wait_for("twin service for 0 devices")
+            async with TwinClient(broker) as client:
+                await client.get("thermostat")  # A has taken in B's presence by now
+            assert a.presence.peers == {"edge-node-2"}
+            other.kill()  # kill -9: no clean stop, only the broker's will
+        async with mqtt_probe(broker, f"{DEVICE}/ghost/twin/get/result") as probe:
             body = await probe.request(f"{DEVICE}/ghost/twin/get", b"{}", f"{DEVICE}/ghost/twin/get/result")
     assert body["code"] == 404
     assert a.presence.peers == set()

@@ -183,11 +183,18 @@ class DeviceTwin:
 
     # -- definitions --------------------------------------------------------------------------
 
-    def sync_definition(self, device: Device, schema: DeviceSchema, now: int) -> UpdateOutcome:
-        """Make the twin follow its Device manifest: new properties, dropped ones, new desired values."""
+    def sync_definition(
+        self, device: Device, schema: DeviceSchema, now: int, *, manifest_desired: bool = True
+    ) -> UpdateOutcome:
+        """Make the twin follow its Device: new properties, dropped ones, and new desired values.
+
+        With ``manifest_desired`` a desired value that changed in the manifest is a new cloud write;
+        without it (devices assigned by cloud-sync) desired values come with their versions through
+        ``apply_cloud_desired`` instead.
+        """
         wanted = {p.name: p for p in device.spec.properties}
         for name, prop in wanted.items():
-            if prop.desired is not None and prop.desired.value:
+            if manifest_desired and prop.desired is not None and prop.desired.value:
                 schema.properties[name].check_desired(prop.desired.value)
         changes: list[Change] = []
         for name, prop in wanted.items():
@@ -196,7 +203,7 @@ class DeviceTwin:
             current = last.clone() if last is not None else TwinProperty(type=type_name)
             modified = last is None or current.type != type_name
             current.type = type_name
-            desired = prop.desired.value if prop.desired is not None else ""
+            desired = prop.desired.value if prop.desired is not None and manifest_desired else ""
             if desired and desired != current.manifest_desired:
                 current.expected = TwinValue(desired, now)
                 current.expected_version.cloud += 1

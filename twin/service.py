@@ -17,15 +17,19 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 from edgemqtt.client import BrokerAddress, Message, MqttClient
 from twin._transport import translate_mqtt_errors
-from twin.engine import DeviceSchema, DeviceTwin, UpdateOutcome
-from twin.errors import InvalidPayload, PermanentError, UnknownDevice
-from twin.manifests import Manifests, check_consistency
+from twin.engine import DeviceSchema, DeviceTwin, UpdateOutcome, Version
+from twin.errors import InvalidPayload, PermanentError
+from twin.manifests import Manifests
 from twin.models import Device, DeviceModel
 from twin.presence import Presence
+from twin.registry import Assignment, NodeDevices, Redefined
 from twin.store import TwinStore
 from twin.topics import (
     Action,
@@ -56,7 +60,7 @@ from twin.wire import (
     peek_event_id,
 )
 
-__all__ = ["TwinService"]
+__all__ = ["Assignment", "TwinChange", "TwinObserver", "TwinService"]
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +87,7 @@ class TwinService:
         self.store = store
         self.legacy_topics = legacy_topics
         self.max_payload = max_payload
-        self.models: dict[str, DeviceModel] = {}
-        self.devices: dict[str, Device] = {}
-        self.twins: dict[str, DeviceTwin] = {}
-        self._schemas: dict[str, DeviceSchema] = {}
+        self.registry = NodeDevices(node, store)
         self._queue: asyncio.Queue[Message] = asyncio.Queue()
         # The will clears this node's presence if it dies without stopping (Presence).
         self._mqtt = MqttClient(
@@ -94,6 +95,7 @@ class TwinService:
         )
         self.presence = Presence(node, self._mqtt)
         self.ready = asyncio.Event()
+        self._observers: list[TwinObserver] = []
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -105,11 +107,10 @@ class TwinService:
             await self.stop()
 
     async def start(self, manifests: Manifests | None = None) -> None:
-        stored = self.store.load()
-        self.twins = stored.twins
+        stored = self.registry.load()
         # Given manifests replace what is stored; without them the store is the truth.
-        source = Manifests(stored.models, stored.devices) if manifests is None else manifests
-        await self._apply_definitions(dict(source.models), dict(source.devices), announce=False)
+        source = stored if manifests is None else manifests
+        await self.registry.define(dict(source.models), dict(source.devices))
         with translate_mqtt_errors():
             await self._mqtt.connect()
             await self._mqtt.subscribe(
@@ -130,53 +131,66 @@ class TwinService:
 
     # -- definitions --------------------------------------------------------------------------------
 
+    @property
+    def models(self) -> dict[str, DeviceModel]:
+        return self.registry.models
+
+    @property
+    def devices(self) -> dict[str, Device]:
+        return self.registry.devices
+
+    @property
+    def twins(self) -> dict[str, DeviceTwin]:
+        return self.registry.twins
+
     async def set_definitions(self, manifests: Manifests) -> None:
         """Replace the node's devices and models (e.g. after a manifest change)."""
-        await self._apply_definitions(dict(manifests.models), dict(manifests.devices), announce=True)
+        self._announce(await self.registry.define(dict(manifests.models), dict(manifests.devices)))
 
-    async def _apply_definitions(
-        self, models: dict[str, DeviceModel], devices: dict[str, Device], *, announce: bool
+    async def apply_assignments(
+        self, assigned: Sequence[Assignment], removed: Iterable[str] = (), *, complete: bool = False
     ) -> None:
-        check_consistency(Manifests(models, devices))
-        mine = {i: d for i, d in devices.items() if d.spec.nodeName in ("", self.node)}
-        for device_id in sorted(set(devices) - set(mine)):
-            log.info(
-                "device %s belongs to node %s, not %s", device_id, devices[device_id].spec.nodeName, self.node
-            )
-        schemas = {i: DeviceSchema.build(d, models[d.model_key]) for i, d in mine.items()}
-        removed = [self.devices[i] for i in self.devices if i not in mine]
-        added = [d for i, d in mine.items() if self.devices.get(i) != d]
-        for device_id in sorted(set(self.twins) - set(mine)):
-            twin = self.twins.pop(device_id)
-            kept = await self.store.archive_twin(twin)
-            log.warning(
-                "device %s is no longer one of node %s's devices: stopped serving it; its twin is kept "
-                "in %s and comes back with the device",
-                device_id,
-                self.node,
-                kept,
-            )
-        now = now_ms()
-        outcomes: dict[str, UpdateOutcome] = {}
-        for device_id, device in mine.items():
-            if device_id not in self.twins:
-                restored = await self.store.restore_twin(device_id)
-                if restored is not None:
-                    log.info("device %s is back on node %s: its kept twin is restored", device_id, self.node)
-                self.twins[device_id] = restored or DeviceTwin(device_id)
-            outcomes[device_id] = self.twins[device_id].sync_definition(device, schemas[device_id], now)
-        self.models, self.devices, self._schemas = models, mine, schemas
-        await self.store.save_definitions(models, mine)
-        for device_id, outcome in outcomes.items():
+        """Devices the cloud assigns to this node (new or changed) and takes away (``NodeDevices.assign``).
+
+        Desired values that lost a race with a local write are told to observers as edge changes,
+        so that the cloud link sends the node's values up again.
+        """
+        result = await self.registry.assign(assigned, removed, complete=complete)
+        self._announce(result)
+        for device_id, changes in result.desired.items():
+            if changes:
+                self._publish_events(device_id, "", UpdateOutcome(changes))
+                self._notify(
+                    device_id, TwinChange(desired=frozenset(c.name for c in changes), origin="cloud")
+                )
+        for device_id, names in result.lost.items():
+            self._notify(device_id, TwinChange(desired=frozenset(names), origin="edge"))
+
+    def held(self) -> dict[str, tuple[int, dict[str, Version]]]:
+        """What a cloud link announces: per device its ``metadata.generation`` and desired versions."""
+        return self.registry.held()
+
+    def add_observer(self, observer: TwinObserver) -> None:
+        """Call ``observer(device_id, change)`` after every change of a twin (the cloud link's hook)."""
+        self._observers.append(observer)
+
+    def _notify(self, device_id: str, change: TwinChange) -> None:
+        for observer in self._observers:
+            try:
+                observer(device_id, change)
+            except Exception:  # an observer's bug must not cost the twin a request
+                log.exception("a twin observer failed for %s", device_id)
+
+    def _announce(self, result: Redefined) -> None:
+        for device_id, outcome in result.outcomes.items():
             if outcome.changed:
-                await self.store.save_twin(self.twins[device_id], durable=True)
-                if announce:
-                    self._publish_events(device_id, "", outcome)
-        if announce and (added or removed):
+                self._publish_events(device_id, "", outcome)
+        if result.added or result.removed:
             self._mqtt.publish(
                 membership_topic(self.node, "updated"),
                 encode_membership_updated(
-                    [self._member(d) for d in added], [{"id": d.id, "name": d.metadata.name} for d in removed]
+                    [self._member(d) for d in result.added],
+                    [{"id": d.id, "name": d.metadata.name} for d in result.removed],
                 ),
                 qos=1,
             )
@@ -232,11 +246,7 @@ class TwinService:
             )
 
     def _twin_of(self, device_id: str) -> tuple[DeviceTwin, DeviceSchema]:
-        twin = self.twins.get(device_id)
-        schema = self._schemas.get(device_id)
-        if twin is None or schema is None:
-            raise UnknownDevice(f"device {device_id} is not known on node {self.node}")
-        return twin, schema
+        return self.registry.twin_of(device_id)
 
     async def _twin_update(self, topic: DeviceTopic, payload: bytes) -> None:
         # The body is read before the device is looked up, as KubeEdge does: bad JSON is a 400
@@ -257,9 +267,11 @@ class TwinService:
             qos=1,
         )
         self._publish_events(topic.device_id, request.event_id, outcome)
+        if outcome.changed:
+            self._notify(topic.device_id, _change_of(request, outcome, topic.action))
 
     def _publish_events(self, device_id: str, event_id: str, outcome: UpdateOutcome) -> None:
-        twin, schema = self.twins[device_id], self._schemas[device_id]
+        twin, schema = self.registry.twin_of(device_id)
         if outcome.changed:
             document = encode_document(
                 event_id,
@@ -297,6 +309,7 @@ class TwinService:
             twin.last_online = _iso_now()
         twin.state = state
         await self.store.save_twin(twin, durable=False)
+        self._notify(topic.device_id, TwinChange(state=True))
         self._mqtt.publish(
             topic.reply(Action.STATE_UPDATE_RESULT),
             encode_state_result(split_device_id(topic.device_id)[1], twin.state, twin.last_online),
@@ -335,6 +348,33 @@ class TwinService:
         if twin is not None and twin.last_online:
             member["last_online"] = twin.last_online
         return member
+
+
+@dataclass(frozen=True)
+class TwinChange:
+    """What changed in a twin, for observers: desired values (set at the edge or by the cloud),
+    reported values, the device state."""
+
+    desired: frozenset[str] = frozenset()
+    reported: frozenset[str] = frozenset()
+    state: bool = False
+    origin: Literal["edge", "cloud"] = "edge"
+
+
+TwinObserver = Callable[[str, TwinChange], None]
+
+
+def _change_of(request: TwinUpdate, outcome: UpdateOutcome, action: Action) -> TwinChange:
+    names = {c.name for c in outcome.changes}
+    desired = {n for n in names if (w := request.twin.get(n)) is not None and w.expected is not None}
+    reported = {n for n in names if (w := request.twin.get(n)) is not None and w.actual is not None}
+    # A versioned twin/cloud_updated is a cloud write; everything else came from the edge.
+    origin: Literal["edge", "cloud"] = "edge"
+    if action is Action.TWIN_CLOUD_UPDATED and any(
+        (w := request.twin.get(n)) is not None and w.expected_version is not None for n in desired
+    ):
+        origin = "cloud"
+    return TwinChange(desired=frozenset(desired), reported=frozenset(reported), origin=origin)
 
 
 def _iso_now() -> str:

@@ -1,0 +1,204 @@
+"""The cloud link's wire schema: what a node agent and cloud-sync say to each other (DESIGN.md §6).
+
+Both ends import this module (and nothing of each other). The link is MQTT on a cloud broker, QoS
+1, one topic subtree per node, ``edgetwin/v1/nodes/{node}/``, which the broker's ACL keeps each
+node inside:
+
+up (node → cloud)
+    ``up/hello``      on every (re)connect: the devices the node holds, each with the Device's
+                      ``metadata.generation`` and the version pair of every desired value
+    ``up/report``     reported values, observed desired values and device state, per device;
+                      the node sends a device at most once per its report cycle
+    ``up/desired``    desired values set at the edge (an app on the local broker), with versions
+    ``up/heartbeat``  node status every few seconds; the node's MQTT will says ``online: false``
+
+down (cloud → node)
+    ``down/sync``     the answer to a hello: only the devices that changed, and the ids to drop
+    ``down/device``   a device assigned, changed or removed since
+    ``down/ack``      a ``report`` or ``desired`` message of this sequence number is in the cluster
+
+Delivery is at least once (QoS 1, persistent sessions, and the node sending again what is not
+acknowledged), and every message is idempotent: reported values carry their timestamps and desired
+values their ``(cloud, edge)`` versions (``DeviceTwin.apply_cloud_desired``), so a repeated or late
+message never puts an older value over a newer one.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from twin.models import Device, DeviceModel
+
+__all__ = [
+    "LINK_PREFIX",
+    "Ack",
+    "Address",
+    "DesiredValue",
+    "DeviceAssignment",
+    "DeviceChange",
+    "DeviceReport",
+    "Direction",
+    "EdgeDesired",
+    "Heartbeat",
+    "HeldDevice",
+    "Hello",
+    "LinkTopic",
+    "NodeInfo",
+    "Report",
+    "ReportedValue",
+    "Sync",
+    "down_topic",
+    "parse_link_topic",
+    "up_topic",
+]
+
+LINK_PREFIX = "edgetwin/v1/nodes/"
+
+
+class Direction(enum.StrEnum):
+    UP = "up"
+    DOWN = "down"
+
+
+UpKind = Literal["hello", "report", "desired", "heartbeat"]
+DownKind = Literal["sync", "device", "ack"]
+
+
+def up_topic(node: str, kind: UpKind) -> str:
+    return f"{LINK_PREFIX}{node}/up/{kind}"
+
+
+def down_topic(node: str, kind: DownKind) -> str:
+    return f"{LINK_PREFIX}{node}/down/{kind}"
+
+
+class LinkTopic(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    node: str
+    direction: Direction
+    kind: str
+
+
+def parse_link_topic(topic: str) -> LinkTopic | None:
+    """``edgetwin/v1/nodes/{node}/{up|down}/{kind}`` read; ``None`` for any other topic."""
+    if not topic.startswith(LINK_PREFIX):
+        return None
+    parts = topic[len(LINK_PREFIX) :].split("/")
+    if len(parts) != 3 or not parts[0] or parts[1] not in ("up", "down") or not parts[2]:
+        return None
+    return LinkTopic(node=parts[0], direction=Direction(parts[1]), kind=parts[2])
+
+
+class _Message(BaseModel):
+    # Ours on both ends, but a newer node or cloud-sync may add fields: ignore them, never fail.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+# -- versions and values ---------------------------------------------------------------------------
+
+
+class DesiredValue(_Message):
+    """A desired value with the version pair it was written at (``DeviceTwin.apply_cloud_desired``)."""
+
+    value: str
+    cloud: int = Field(ge=0)
+    edge: int = Field(ge=0)
+
+
+class ReportedValue(_Message):
+    value: str
+    #: Milliseconds since the epoch, when the node's twin took the value in.
+    timestamp: int = Field(ge=0)
+
+
+# -- up -----------------------------------------------------------------------------------------------
+
+
+class HeldDevice(_Message):
+    generation: int = 0
+    #: Property -> ``[cloud, edge]`` of its desired value.
+    desired: dict[str, tuple[int, int]] = Field(default_factory=dict)
+
+
+class Hello(_Message):
+    node: str
+    #: A new id every time the node agent starts: cloud-sync answers each hello once.
+    boot: str
+    sent_at: int
+    devices: dict[str, HeldDevice] = Field(default_factory=dict)
+
+
+class DeviceReport(_Message):
+    twins: dict[str, ReportedValue] = Field(default_factory=dict)
+    #: The desired value the node holds for each property (``status.twins[].observedDesired``).
+    observed_desired: dict[str, ReportedValue] = Field(default_factory=dict)
+    state: str | None = None
+    last_online: str | None = None
+
+
+class Report(_Message):
+    seq: int
+    devices: dict[str, DeviceReport]
+
+
+class EdgeDesired(_Message):
+    seq: int
+    devices: dict[str, dict[str, DesiredValue]]
+
+
+class Address(_Message):
+    type: str
+    address: str
+
+
+class NodeInfo(_Message):
+    machineID: str = ""
+    bootID: str = ""
+    kernelVersion: str = ""
+    osImage: str = ""
+    operatingSystem: str = "linux"
+    architecture: str = ""
+    kubeletVersion: str = ""
+    containerRuntimeVersion: str = ""
+
+
+class Heartbeat(_Message):
+    sent_at: int
+    online: bool = True
+    node_info: NodeInfo = Field(default_factory=NodeInfo)
+    addresses: list[Address] = Field(default_factory=list)
+    capacity: dict[str, str] = Field(default_factory=dict)
+
+
+# -- down ---------------------------------------------------------------------------------------------
+
+
+class DeviceAssignment(_Message):
+    """A device as the node runs it: the Device, its DeviceModel and its desired values' versions."""
+
+    device: Device
+    model: DeviceModel
+    generation: int = 0
+    desired: dict[str, DesiredValue] = Field(default_factory=dict)
+
+
+class Sync(_Message):
+    #: The ``boot`` of the hello this answers.
+    boot: str
+    devices: list[DeviceAssignment] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+
+
+class DeviceChange(_Message):
+    op: Literal["upsert", "delete"]
+    assignment: DeviceAssignment | None = None
+    #: For ``delete``: the ``namespace/name`` of the device.
+    id: str = ""
+
+
+class Ack(_Message):
+    kind: Literal["report", "desired"]
+    seq: int

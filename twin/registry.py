@@ -1,0 +1,178 @@
+"""The devices of one node: their Devices, DeviceModels, schemas and twins, kept in the store.
+
+The twin service answers MQTT requests about these; this module decides what the node holds when
+its definitions change (from manifests, or assigned by the cloud), and what that does to the twins:
+new properties, dropped ones, new desired values, devices kept aside when they leave and restored
+when they come back. It publishes nothing: it says what changed and the service tells the world.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from twin.engine import Change, DeviceSchema, DeviceTwin, UpdateOutcome, Version
+from twin.errors import PermanentError, UnknownDevice, VersionConflict
+from twin.manifests import Manifests, check_consistency
+from twin.models import Device, DeviceModel
+from twin.store import TwinStore
+from twin.wire import now_ms
+
+__all__ = ["Assigned", "Assignment", "NodeDevices", "Redefined"]
+
+log = logging.getLogger(__name__)
+
+
+class Assignment(NamedTuple):
+    """A device the cloud assigns to the node: Device, DeviceModel, desired values with versions."""
+
+    device: Device
+    model: DeviceModel
+    desired: Mapping[str, tuple[str, Version]]
+
+
+@dataclass
+class Redefined:
+    """What a change of definitions did: devices added or changed, devices gone, twins changed."""
+
+    added: list[Device] = field(default_factory=list)
+    removed: list[Device] = field(default_factory=list)
+    outcomes: dict[str, UpdateOutcome] = field(default_factory=dict)
+
+
+@dataclass
+class Assigned(Redefined):
+    """Also: per device, the cloud's desired values applied, and those that lost to a local write."""
+
+    desired: dict[str, list[Change]] = field(default_factory=dict)
+    lost: dict[str, set[str]] = field(default_factory=dict)
+
+
+class NodeDevices:
+    def __init__(self, node: str, store: TwinStore) -> None:
+        self.node = node
+        self.store = store
+        self.models: dict[str, DeviceModel] = {}
+        self.devices: dict[str, Device] = {}
+        self.schemas: dict[str, DeviceSchema] = {}
+        self.twins: dict[str, DeviceTwin] = {}
+
+    def load(self) -> Manifests:
+        """Take the twins the store holds; return the definitions it holds."""
+        stored = self.store.load()
+        self.twins = stored.twins
+        # Held as they are stored, so that defining the same again writes nothing.
+        self.models, self.devices = dict(stored.models), dict(stored.devices)
+        return Manifests(stored.models, stored.devices)
+
+    def twin_of(self, device_id: str) -> tuple[DeviceTwin, DeviceSchema]:
+        twin = self.twins.get(device_id)
+        schema = self.schemas.get(device_id)
+        if twin is None or schema is None:
+            raise UnknownDevice(f"device {device_id} is not known on node {self.node}")
+        return twin, schema
+
+    def held(self) -> dict[str, tuple[int, dict[str, Version]]]:
+        """Per device its ``metadata.generation`` and the versions of its desired values."""
+        return {
+            device_id: (
+                _generation(device),
+                {
+                    name: prop.expected_version
+                    for name, prop in self.twins[device_id].properties.items()
+                    if prop.expected is not None and not prop.deleted
+                },
+            )
+            for device_id, device in self.devices.items()
+            if device_id in self.twins
+        }
+
+    async def define(
+        self, models: dict[str, DeviceModel], devices: dict[str, Device], *, manifest_desired: bool = True
+    ) -> Redefined:
+        """Hold exactly these definitions (those of other nodes are left out, with a log line)."""
+        check_consistency(Manifests(models, devices))
+        mine = {i: d for i, d in devices.items() if d.spec.nodeName in ("", self.node)}
+        for device_id in sorted(set(devices) - set(mine)):
+            log.info(
+                "device %s belongs to node %s, not %s", device_id, devices[device_id].spec.nodeName, self.node
+            )
+        schemas = {i: DeviceSchema.build(d, models[d.model_key]) for i, d in mine.items()}
+        result = Redefined(
+            added=[d for i, d in mine.items() if self.devices.get(i) != d],
+            removed=[d for i, d in self.devices.items() if i not in mine],
+        )
+        for device_id in sorted(set(self.twins) - set(mine)):
+            kept = await self.store.archive_twin(self.twins.pop(device_id))
+            log.warning(
+                "device %s is no longer one of node %s's devices: stopped serving it; its twin is kept "
+                "in %s and comes back with the device",
+                device_id,
+                self.node,
+                kept,
+            )
+        now = now_ms()
+        for device_id, device in mine.items():
+            if device_id not in self.twins:
+                restored = await self.store.restore_twin(device_id)
+                if restored is not None:
+                    log.info("device %s is back on node %s: its kept twin is restored", device_id, self.node)
+                self.twins[device_id] = restored or DeviceTwin(device_id)
+            result.outcomes[device_id] = self.twins[device_id].sync_definition(
+                device, schemas[device_id], now, manifest_desired=manifest_desired
+            )
+        changed = mine != self.devices or models != self.models
+        self.models, self.devices, self.schemas = models, mine, schemas
+        if changed:
+            await self.store.save_definitions(models, mine)
+        for device_id, outcome in result.outcomes.items():
+            if outcome.changed:
+                await self.store.save_twin(self.twins[device_id], durable=True)
+        return result
+
+    async def assign(
+        self, assigned: Sequence[Assignment], removed: Iterable[str] = (), *, complete: bool = False
+    ) -> Assigned:
+        """Devices the cloud assigns (new or changed) and takes away; ``complete``: these are all.
+
+        Desired values follow the cloud rules (``DeviceTwin.apply_cloud_desired``); one that lost a
+        race with a local write stays as the node holds it and is listed in ``lost``.
+        """
+        models = dict(self.models)
+        devices = {} if complete else dict(self.devices)
+        for device_id in removed:
+            devices.pop(device_id, None)
+        for assignment in assigned:
+            models[assignment.model.key] = assignment.model
+            devices[assignment.device.id] = assignment.device
+        used = {d.model_key for d in devices.values()}
+        redefined = await self.define(
+            {k: m for k, m in models.items() if k in used}, devices, manifest_desired=False
+        )
+        result = Assigned(redefined.added, redefined.removed, redefined.outcomes)
+        now = now_ms()
+        for assignment in assigned:
+            device_id = assignment.device.id
+            if device_id not in self.twins:
+                continue  # assigned to another node after all
+            twin, schema = self.twin_of(device_id)
+            for name, (value, version) in assignment.desired.items():
+                try:
+                    result.desired.setdefault(device_id, []).extend(
+                        twin.apply_cloud_desired(name, value, version, schema, now).changes
+                    )
+                except VersionConflict as exc:
+                    log.info("%s: %s", device_id, exc)
+                    result.lost.setdefault(device_id, set()).add(name)
+                except PermanentError as exc:
+                    log.error("%s: the cloud sent a desired value the twin refuses: %s", device_id, exc)  # noqa: TRY400
+            if result.desired.get(device_id):
+                await self.store.save_twin(twin, durable=True)
+        return result
+
+
+def _generation(device: Device) -> int:
+    generation = (device.metadata.model_extra or {}).get("generation", 0)
+    return generation if isinstance(generation, int) else 0

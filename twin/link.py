@@ -26,6 +26,8 @@ message never puts an older value over a newer one.
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -51,11 +53,22 @@ __all__ = [
     "ReportedValue",
     "Sync",
     "down_topic",
+    "node_password",
     "parse_link_topic",
     "up_topic",
 ]
 
 LINK_PREFIX = "edgetwin/v1/nodes/"
+
+
+def node_password(token: str, node: str) -> str:
+    """The cloud broker password of ``node``, derived from the cluster's join token.
+
+    A node that knows the token proves it with this password (user name = node name) and never
+    sends the token itself; cloud-sync, which knows the token, writes the same password's hash into
+    the broker's password file for every node it admits.
+    """
+    return hmac.new(token.encode(), f"edgetwin-node:{node}".encode(), hashlib.sha256).hexdigest()
 
 
 class Direction(enum.StrEnum):

@@ -7,5 +7,6 @@ watch by resourceVersion, persisted in sqlite under a data directory. Start it w
 
 from api_server.errors import ApiError
 from api_server.server import ApiServer, ApiServerError, load_crd_manifests, serve
+from api_server.watch import WatchLimits
 
-__all__ = ["ApiError", "ApiServer", "ApiServerError", "load_crd_manifests", "serve"]
+__all__ = ["ApiError", "ApiServer", "ApiServerError", "WatchLimits", "load_crd_manifests", "serve"]

@@ -23,6 +23,7 @@ from api_server.auth import auth_middleware, load_or_create_token, write_kubecon
 from api_server.builtin import BUILTIN_TYPES, CRD_TYPE
 from api_server.crds import normalize_crd_spec
 from api_server.errors import ApiError
+from api_server.files import prepare_data_dir
 from api_server.handlers import ResourceHandlers
 from api_server.limits import MAX_BODY_BYTES
 from api_server.operations import Operations
@@ -107,7 +108,7 @@ async def serve(
     then sends no bearer token and every request is refused.
     """
     data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(data_dir)
     crd_docs = load_crd_manifests(crds)
     store = Store(data_dir / "state.db", history=history)
     try:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import struct
 import time
 from collections import deque
 
@@ -30,6 +32,22 @@ __all__ = ["WatchStreams"]
 log = logging.getLogger(__name__)
 
 _BATCH_EVENTS = 500  # events taken from the queue between two flushes
+
+
+def _drop(request: web.Request, client: str) -> None:
+    """Reset the connection of a cut-off watch whose client has stopped reading altogether.
+
+    A plain close would leave the kernel holding what is queued for the client (megabytes) until it
+    reads; with linger 0 the connection is reset and its buffers freed at once.
+    """
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        return
+    log.info("dropping the connection of the cut-off watch of %s: its client reads nothing", client)
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 class WatchStreams:
@@ -85,10 +103,7 @@ class WatchStreams:
         def drop_later() -> None:
             # The stream ends after the event being sent; a client that takes none of it is dropped.
             nonlocal drop
-            if request.transport is not None:
-                drop = asyncio.get_running_loop().call_later(
-                    self.limits.drain_timeout, request.transport.abort
-                )
+            drop = asyncio.get_running_loop().call_later(self.limits.drain_timeout, _drop, request, client)
 
         watcher.on_cut_off = drop_later
         response = web.StreamResponse(
@@ -106,7 +121,7 @@ class WatchStreams:
                 # popped as sent: the backlog's encodings are not all held at once
                 change = backlog.popleft()
                 await writer.event(*encode(change, rtype, as_table=as_table))
-            if send_initial and bookmarks:
+            if send_initial and bookmarks and not watcher.closed:
                 writer.add(bookmark(rtype, store.rv, initial_end=True))
             await writer.flush()
             await self._stream(

@@ -262,3 +262,19 @@ def test_a_json_patch_of_too_many_operations_is_a_413(http: Http) -> None:
     )
     assert status == 413
     assert "10000" in status_of(status, answer)["message"]
+
+
+def test_yaml_values_json_cannot_hold_are_a_400_and_other_keys_become_strings(http: Http) -> None:
+    head = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: %s}\n"
+    for name, extra in (("binary", "raw: !!binary aGVsbG8=\n"), ("set", "raw: !!set {a, b}\n")):
+        status, _, body = http.request(
+            "POST", CONFIGMAPS, raw=(head % name + extra).encode(), headers={"Content-Type": YAML}
+        )
+        assert status == 400, body
+        assert "JSON cannot" in status_of(status, body)["message"]
+    document = head % "keys" + "data: {2: two, true: yes-value}\nwhen: 2024-01-02\n"
+    status, _, body = http.request("POST", CONFIGMAPS, raw=document.encode(), headers={"Content-Type": YAML})
+    assert status == 201, body
+    created = json.loads(body)
+    assert created["data"] == {"2": "two", "true": "yes-value"}
+    assert created["when"] == "2024-01-02"

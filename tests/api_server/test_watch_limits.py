@@ -168,10 +168,9 @@ async def test_many_watchers_of_a_large_object_do_not_each_hold_a_copy(
         assert await asyncio.wait_for(asyncio.gather(*readers), 120) == [updates] * watchers
 
     grown = server.memory("VmHWM") - before
-    # Each watcher holding its own copy would be watchers x size (100 MB) and more; shared bytes
-    # leave a slice and socket buffers per watcher.
-    print(f"GROWN {grown / MiB:.1f} MiB")
-    assert grown < 4 * size, f"peak RSS grew by {grown / MiB:.0f} MiB for {watchers} watchers"
+    # A copy per watcher (what the server did) is more than twice the object per watcher: about
+    # 220 MiB here. Shared bytes leave a slice and socket buffers per watcher: 7 to 17 MiB.
+    assert grown < watchers * size / 3, f"peak RSS grew by {grown / MiB:.0f} MiB for {watchers} watchers"
 
 
 def test_a_watcher_that_stops_reading_is_cut_off_once_and_the_others_get_every_event(

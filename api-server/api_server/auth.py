@@ -1,6 +1,6 @@
 """Bearer-token authentication and the kubeconfig that carries the token to kubectl.
 
-The token is generated once per data directory (``DIR/token``, mode 0600) and survives restarts,
+The token is generated once per data directory (``DIR/token``, 0600) and survives restarts,
 so a kubeconfig written earlier keeps working. Requests without it get ``401`` as a ``Status``;
 health endpoints stay open for probes.
 """
@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from api_server.errors import Unauthorized
+from api_server.files import write_private
 
 __all__ = ["auth_middleware", "load_or_create_token", "write_kubeconfig"]
 
@@ -34,8 +35,7 @@ def load_or_create_token(data_dir: Path) -> str:
         if token:
             return token
     token = secrets.token_urlsafe(32)
-    path.write_text(token + "\n", encoding="utf-8")
-    path.chmod(0o600)
+    write_private(path, f"{token}\n".encode())
     return token
 
 
@@ -61,8 +61,7 @@ def write_kubeconfig(
         "preferences": {},
     }
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    tmp.chmod(0o600)
+    write_private(tmp, yaml.safe_dump(config, sort_keys=False).encode())
     os.replace(tmp, path)
     return path
 

@@ -3,13 +3,28 @@
 Namespaces, Nodes, Pods, Events, ConfigMaps, Secrets, Leases and CustomResourceDefinitions. Their
 bodies are stored as given (no Go-struct schema here): the server adds metadata, keeps status behind
 ``/status`` where the real server does, and prints the columns ``kubectl get`` shows for them.
+What the server does to some kinds' bodies on a write (a new Namespace is ``Active``, a new Pod
+``Pending``, a Secret's ``stringData`` is folded into ``data``) is here too, beside the kinds.
 """
 
 from __future__ import annotations
 
+import base64
+from typing import Any
+
 from api_server.resources import ResourceType
 
-__all__ = ["BUILTIN_TYPES", "CRD_TYPE", "DEFAULT_NAMESPACES", "EVENT_TYPE", "NAMESPACE_TYPE"]
+__all__ = [
+    "BUILTIN_TYPES",
+    "CRD_TYPE",
+    "DEFAULT_NAMESPACES",
+    "EVENT_TYPE",
+    "NAMESPACE_TYPE",
+    "normalize",
+    "prepare_new",
+]
+
+Object = dict[str, Any]
 
 NAMESPACE_TYPE = ResourceType(
     group="",
@@ -105,3 +120,26 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
 )
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def prepare_new(rtype: ResourceType, obj: Object) -> None:
+    """What some kinds get on create: a new Namespace is ``Active``, a new Pod ``Pending``."""
+    if rtype.key == NAMESPACE_TYPE.key:
+        obj.setdefault("spec", {})
+        obj["status"] = {"phase": "Active"}
+        obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+    elif rtype.key == "pods":
+        obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+
+
+def normalize(rtype: ResourceType, obj: Object) -> None:
+    """What the real server does to some built-in bodies on every write."""
+    if rtype.key == "secrets":
+        string_data = obj.pop("stringData", None)
+        if isinstance(string_data, dict):
+            data = obj.setdefault("data", {})
+            for key, value in string_data.items():
+                data[key] = base64.b64encode(str(value).encode()).decode()
+        obj.setdefault("type", "Opaque")
+    elif rtype.key == NAMESPACE_TYPE.key and not isinstance(obj.get("status"), dict):
+        obj["status"] = {"phase": "Active"}

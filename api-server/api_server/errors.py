@@ -12,6 +12,7 @@ server can report is a named class here carrying both::
     ├── AlreadyExists         409  create of an existing name
     ├── Conflict              409  stale resourceVersion
     ├── Gone                  410  resourceVersion older than the kept history
+    ├── RequestEntityTooLarge 413  a body past the size limit, a JSON patch of too many operations
     ├── UnsupportedMediaType  415  e.g. strategic merge patch on a custom resource
     ├── Invalid               422  schema or metadata validation failed; causes name the fields
     └── InternalError         500
@@ -33,6 +34,7 @@ __all__ = [
     "Invalid",
     "MethodNotAllowed",
     "NotFound",
+    "RequestEntityTooLarge",
     "Unauthorized",
     "UnsupportedMediaType",
 ]
@@ -140,6 +142,11 @@ class Conflict(ApiError):
 class Gone(ApiError):
     code = 410
     reason = "Expired"
+
+
+class RequestEntityTooLarge(ApiError):
+    code = 413
+    reason = "RequestEntityTooLarge"
 
 
 class UnsupportedMediaType(ApiError):

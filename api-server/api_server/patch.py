@@ -5,6 +5,10 @@ built-in types; ``kubectl patch --type json`` sends RFC 6902 operations. Strateg
 merge patch that also merges lists of objects by their key (``name`` and the few other keys
 Kubernetes types use) and honours the ``$patch`` and ``$deleteFromPrimitiveList`` directives; the
 ``$setElementOrder`` and ``$retainKeys`` directives are accepted and ignored.
+
+A JSON patch is held to the limits of ``limits.py`` as it is applied: at most 10,000 operations,
+copies adding at most 16 MiB in all (each ``copy`` of an object into itself doubles it), and no
+value placed deeper than ``MAX_DEPTH`` (a copy into itself also doubles its depth).
 """
 
 from __future__ import annotations
@@ -12,9 +16,27 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from api_server.errors import BadRequest, Cause, Invalid
+import orjson
 
-__all__ = ["apply_json_patch", "apply_merge_patch", "apply_strategic_merge_patch"]
+from api_server.errors import BadRequest, Cause, Invalid, RequestEntityTooLarge, UnsupportedMediaType
+from api_server.limits import MAX_BODY_BYTES, MAX_JSON_PATCH_OPERATIONS, check_depth
+
+__all__ = [
+    "APPLY_PATCH",
+    "JSON_PATCH",
+    "MERGE_PATCH",
+    "STRATEGIC_PATCH",
+    "apply_json_patch",
+    "apply_merge_patch",
+    "apply_strategic_merge_patch",
+    "check_patch_type",
+]
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+_PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH)  # as kube-apiserver lists them
 
 # Merge keys of the list fields of the built-in types, by field name (what kubectl's structs say).
 _MERGE_KEYS = {
@@ -36,6 +58,16 @@ _MERGE_KEYS = {
     "containerStatuses": "name",
     "initContainerStatuses": "name",
 }
+
+
+def check_patch_type(content_type: str, *, custom: bool) -> None:
+    """415 for a patch type the resource does not take (strategic merge on a custom resource)."""
+    accepted = [t for t in _PATCH_TYPES if not (custom and t == STRATEGIC_PATCH)]
+    if content_type not in accepted:
+        raise UnsupportedMediaType(
+            "the body of the request was in an unknown format - accepted media types include: "
+            f"{', '.join(accepted)}"
+        )
 
 
 def apply_merge_patch(target: Any, patch: Any) -> Any:
@@ -102,6 +134,7 @@ def _get(doc: Any, path: str) -> Any:
 
 def _add(doc: Any, path: str, value: Any) -> Any:
     tokens = _pointer(path)
+    check_depth(value, above=len(tokens))
     if not tokens:
         return value
     parent = _container(doc, tokens[:-1], path)
@@ -145,7 +178,13 @@ def apply_json_patch(target: Any, operations: Any) -> Any:
     """RFC 6902: add, remove, replace, move, copy, test (a failed test is a 422)."""
     if not isinstance(operations, list):
         raise BadRequest("json patch must be a list of operations")
+    if len(operations) > MAX_JSON_PATCH_OPERATIONS:
+        raise RequestEntityTooLarge(
+            f"The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, "
+            f"got {len(operations)}"
+        )
     doc = copy.deepcopy(target)
+    copied = 0
     for op in operations:
         if not isinstance(op, dict) or "op" not in op or "path" not in op:
             raise BadRequest(f"invalid json patch operation: {op!r}")
@@ -160,7 +199,16 @@ def apply_json_patch(target: Any, operations: Any) -> Any:
             doc = _add(doc, path, copy.deepcopy(op.get("value")))
         elif kind in ("move", "copy"):
             source = str(op.get("from", ""))
-            value = copy.deepcopy(_get(doc, source))
+            value = _get(doc, source)
+            if kind == "copy":
+                copied += len(orjson.dumps(value))
+                if copied > MAX_BODY_BYTES:
+                    message = (
+                        f"Unable to copy, the accumulated size increase of copy is {copied}, "
+                        f"exceeding the limit {MAX_BODY_BYTES}"
+                    )
+                    raise Invalid("", "", "", [Cause(path, message)])
+            value = copy.deepcopy(value)
             if kind == "move":
                 doc = _remove(doc, source)
             doc = _add(doc, path, value)

@@ -21,13 +21,19 @@ from aiohttp import web
 
 from api_server.auth import auth_middleware, load_or_create_token, write_kubeconfig
 from api_server.builtin import BUILTIN_TYPES, CRD_TYPE
+from api_server.crds import normalize_crd_spec
 from api_server.errors import ApiError
-from api_server.handlers import ApiHandlers, error_middleware, internal_error_guard
-from api_server.operations import Operations, normalize_crd_spec
+from api_server.files import prepare_data_dir
+from api_server.handlers import ResourceHandlers
+from api_server.limits import MAX_BODY_BYTES
+from api_server.operations import Operations
 from api_server.resources import Registry, validate_crd
+from api_server.responses import error_middleware, internal_error_guard
+from api_server.routing import Router
 from api_server.storage import Store, copy_object
+from api_server.streams import WatchStreams
 from api_server.tls import ensure_tls, server_ssl_context
-from api_server.watch import WatchHub
+from api_server.watch import WatchHub, WatchLimits
 
 __all__ = ["ApiServer", "ApiServerError", "load_crd_manifests", "serve"]
 
@@ -92,15 +98,17 @@ async def serve(
     crds: Iterable[Path] = (),
     history: int = 20_000,
     bookmark_interval: float = 30.0,
+    watch_limits: WatchLimits | None = None,
     tls: bool = True,
 ) -> AsyncIterator[ApiServer]:
     """Run the server until the block exits; ``port=0`` picks a free port.
 
+    ``watch_limits`` says how far behind a watch may fall before it is closed (``WatchLimits()``).
     With ``tls=False`` it speaks plain HTTP; the ``kubernetes`` client accepts that, but kubectl
     then sends no bearer token and every request is refused.
     """
     data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(data_dir)
     crd_docs = load_crd_manifests(crds)
     store = Store(data_dir / "state.db", history=history)
     try:
@@ -108,12 +116,16 @@ async def serve(
         _install_crds(ops, crd_docs)
         token = load_or_create_token(data_dir)
         hub = WatchHub()
+        store.subscribe(hub.publish)
         app = web.Application(
             middlewares=[error_middleware, auth_middleware(token), internal_error_guard],
-            client_max_size=16 * 1024 * 1024,
+            client_max_size=MAX_BODY_BYTES,
         )
-        handlers = ApiHandlers(ops, hub, server_address=f"{host}:{port}", bookmark_interval=bookmark_interval)
-        app.router.add_route("*", "/{tail:.*}", handlers.dispatch)
+        watches = WatchStreams(
+            store, hub, bookmark_interval=bookmark_interval, limits=watch_limits or WatchLimits()
+        )
+        router = Router(ops.registry, ResourceHandlers(ops, watches).handle, server_address=f"{host}:{port}")
+        app.router.add_route("*", "/{tail:.*}", router.dispatch)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0, handler_cancellation=True)
         await runner.setup()
         try:
@@ -127,7 +139,7 @@ async def serve(
             server = getattr(site, "_server", None)
             sockets = getattr(server, "sockets", None) or []
             actual_port = int(sockets[0].getsockname()[1]) if sockets else port
-            handlers.server_address = f"{host}:{actual_port}"
+            router.server_address = f"{host}:{actual_port}"
             url_host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
             url = f"{'https' if tls_files else 'http'}://{url_host}:{actual_port}"
             kubeconfig = write_kubeconfig(

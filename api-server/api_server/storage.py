@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,16 +49,31 @@ class Change:
     rkey: str
     obj: Object
     _json: bytes | None = field(default=None, repr=False)
+    _forms: dict[Hashable, bytes] | None = field(default=None, repr=False)
 
     @property
     def namespace(self) -> str:
         return str(self.obj.get("metadata", {}).get("namespace", ""))
 
     def json(self) -> bytes:
-        """The object serialised once, shared by every watcher."""
+        """The object serialised once, shared by every watcher (and stored as such)."""
         if self._json is None:
             self._json = orjson.dumps(self.obj)
         return self._json
+
+    @property
+    def size(self) -> int:
+        """Bytes of the object as JSON: what a watcher that has not sent it yet holds on to."""
+        return len(self.json())
+
+    def form(self, key: Hashable, make: Callable[[], bytes]) -> bytes:
+        """Another encoding of the change (a Table, another API version), made once and shared."""
+        if self._forms is None:
+            self._forms = {}
+        encoded = self._forms.get(key)
+        if encoded is None:
+            encoded = self._forms[key] = make()
+        return encoded
 
 
 def copy_object(obj: Object) -> Object:

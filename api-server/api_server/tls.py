@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from api_server.files import write_private
+
 __all__ = ["TlsFiles", "ensure_tls", "server_ssl_context"]
 
 log = logging.getLogger(__name__)
@@ -31,11 +33,6 @@ class TlsFiles:
     ca_cert: Path
     cert: Path
     key: Path
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    path.write_bytes(data)
-    path.chmod(0o600)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -106,7 +103,7 @@ def ensure_tls(data_dir: Path, host: str) -> TlsFiles:
             )
             .sign(ca_key, hashes.SHA256())
         )
-        _write_private(ca_key_path, _key_pem(ca_key))
+        write_private(ca_key_path, _key_pem(ca_key))
         files.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
         log.info("created a CA for the API server in %s", data_dir)
     if files.cert.exists() and files.key.exists() and _covers(files.cert, host):
@@ -125,7 +122,7 @@ def ensure_tls(data_dir: Path, host: str) -> TlsFiles:
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    _write_private(files.key, _key_pem(key))
+    write_private(files.key, _key_pem(key))
     files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return files
 

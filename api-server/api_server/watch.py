@@ -1,26 +1,46 @@
-"""Watchers: who wants to hear about which changes, and the queue each one reads from.
+"""Watchers: who wants to hear about which changes, and how far behind each one may fall.
 
 Every stored change is offered to every watcher of its resource; a watcher filters by namespace and
-selectors and queues what matches. A watcher that falls too far behind (``max_queue``) is closed
-rather than allowed to grow without bound; its client re-watches from the last resourceVersion it
-saw, as clients do when a real server closes a watch.
+selectors and queues what matches. The queue holds the changes themselves (shared with the history
+and with every other watcher), never a copy of their bytes.
+
+A watcher whose client does not keep up is cut off once what it has not sent yet passes
+``WatchLimits`` (bytes of object JSON or number of events), as kube-apiserver closes an
+unresponsive watcher: its queue is dropped at once, the stream ends after the event it is sending,
+and the client watches again from the last resourceVersion it got (``410 Gone`` if that is older
+than the kept history). It is logged once, as a warning naming the client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from api_server.selectors import Selector
 from api_server.storage import Change
 
-__all__ = ["WatchHub", "Watcher"]
+__all__ = ["WatchHub", "WatchLimits", "Watcher"]
 
 log = logging.getLogger(__name__)
 
-# Sentinel queued to end a watch (server shutdown or overflow).
+# Sentinel queued to end a watch (server shutdown or cut-off).
 CLOSE = None
+
+_MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class WatchLimits:
+    """How far behind its client a watch may fall before it is closed."""
+
+    max_events: int = 50_000
+    # Bytes of object JSON queued (and in flight) for one watcher; one event is always allowed.
+    max_bytes: int = 64 * _MiB
+    # A cut-off client still gets the event being sent; if it takes no more of it for this many
+    # seconds its connection is dropped.
+    drain_timeout: float = 60.0
 
 
 @dataclass(eq=False)
@@ -31,9 +51,13 @@ class Watcher:
     namespace: str | None
     labels: Selector | None
     fields: Selector | None
-    max_queue: int = 50_000
+    limits: WatchLimits = field(default_factory=WatchLimits)
+    client: str = ""  # who is watching what, for the log
     queue: asyncio.Queue[Change | None] = field(default_factory=asyncio.Queue)
+    pending_bytes: int = 0  # JSON bytes of the queued changes and the one being sent
     closed: bool = False
+    cut_off: bool = False
+    on_cut_off: Callable[[], None] | None = None
 
     def matches(self, change: Change) -> bool:
         if change.rkey != self.rkey:
@@ -47,11 +71,37 @@ class Watcher:
     def offer(self, change: Change) -> None:
         if self.closed or not self.matches(change):
             return
-        if self.queue.qsize() >= self.max_queue:
-            log.warning("closing a watch of %s that fell %d changes behind", self.rkey, self.max_queue)
-            self.close()
+        size = change.size
+        if self.queue.qsize() >= self.limits.max_events or (
+            self.pending_bytes and self.pending_bytes + size > self.limits.max_bytes
+        ):
+            self._cut_off()
             return
+        self.pending_bytes += size
         self.queue.put_nowait(change)
+
+    def sent(self, change: Change) -> None:
+        """The stream has written ``change``: it no longer counts against the limits."""
+        if not self.closed:
+            self.pending_bytes -= change.size
+
+    def _cut_off(self) -> None:
+        log.warning(
+            "closing the watch of %s: its client is %d events and %.1f MiB behind (limits: %d events, "
+            "%.0f MiB); it may watch again from the last resourceVersion it got",
+            self.client or self.rkey,
+            self.queue.qsize(),
+            self.pending_bytes / _MiB,
+            self.limits.max_events,
+            self.limits.max_bytes / _MiB,
+        )
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.pending_bytes = 0
+        self.cut_off = True
+        self.close()
+        if self.on_cut_off is not None:
+            self.on_cut_off()
 
     def close(self) -> None:
         if not self.closed:

@@ -3,59 +3,19 @@
 from __future__ import annotations
 
 import json
-import ssl
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.fixtures.apiserver import ApiServerThread
+from tests.fixtures.apiserver import ApiServerThread, Http
 
 DEVICES = "/apis/devices.kubeedge.io/v1beta1/namespaces/default/devices"
 
 
-class Http:
-    """urllib with the server's CA and token."""
-
-    def __init__(self, server: ApiServerThread) -> None:
-        self.url = server.url
-        self.token = server.server.token
-        self.context = ssl.create_default_context(cafile=str(server.data_dir / "ca.crt"))
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        token: bool = True,
-        headers: dict[str, str] | None = None,
-        raw: bytes | None = None,
-    ) -> tuple[int, dict[str, str], bytes]:
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        all_headers = {"Content-Type": "application/json", **(headers or {})}
-        if token:
-            all_headers["Authorization"] = f"Bearer {self.token}"
-        request = urllib.request.Request(self.url + path, data=data, method=method, headers=all_headers)
-        try:
-            with urllib.request.urlopen(request, context=self.context, timeout=30) as response:
-                return response.status, dict(response.headers), response.read()
-        except urllib.error.HTTPError as error:
-            with error:
-                return error.code, dict(error.headers), error.read()
-
-    def lines(self, path: str, count: int) -> list[dict[str, Any]]:
-        """The first ``count`` events of a watch."""
-        request = urllib.request.Request(self.url + path, headers={"Authorization": f"Bearer {self.token}"})
-        with urllib.request.urlopen(request, context=self.context, timeout=30) as response:
-            return [json.loads(response.readline()) for _ in range(count)]
-
-
 @pytest.fixture(scope="module")
 def http(module_apiserver_with_crds: ApiServerThread) -> Iterator[Http]:
-    yield Http(module_apiserver_with_crds)
+    yield Http.to(module_apiserver_with_crds)
 
 
 def device(name: str, **spec: Any) -> dict[str, Any]:

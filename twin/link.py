@@ -138,8 +138,9 @@ class HeldDevice(_Message):
 
 class Hello(_Message):
     node: str
-    #: A new id every time the node agent starts: cloud-sync answers each hello once.
-    boot: str
+    #: A fresh id for every hello; the ``Sync`` that answers it names it, and a node applies only
+    #: the answer to its latest hello.
+    id: str
     sent_at: int
     devices: dict[str, HeldDevice] = Field(default_factory=dict)
 
@@ -199,8 +200,8 @@ class DeviceAssignment(_Message):
 
 
 class Sync(_Message):
-    #: The ``boot`` of the hello this answers.
-    boot: str
+    #: The ``id`` of the hello this answers.
+    hello: str
     devices: list[DeviceAssignment] = Field(default_factory=list)
     removed: list[str] = Field(default_factory=list)
 

@@ -28,8 +28,9 @@ from twin.errors import TemporaryError
 from twin.manifests import load_manifests
 from twin.service import TwinService
 
-# Where crds/samples/modbus-tcp.yaml points its device.
+# Where crds/samples/modbus-tcp.yaml and opcua.yaml point their devices.
 SAMPLE_MODBUS_PORT = 5020
+SAMPLE_OPCUA_PORT = 4840
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -74,7 +75,10 @@ def _banner(
         "  devices       " + ", ".join(devices),
     ]
     if mappers:
-        lines.append(f"  mappers       in-process; a simulated Modbus PLC on 127.0.0.1:{SAMPLE_MODBUS_PORT}")
+        lines.append(
+            f"  mappers       in-process; simulated devices: a Modbus PLC on 127.0.0.1:{SAMPLE_MODBUS_PORT}, "
+            f"an OPC UA boiler on 127.0.0.1:{SAMPLE_OPCUA_PORT}, a BLE thermometer, GPIO mock pins"
+        )
     if kubeconfig is not None:
         lines.append(f"  API server    kubeconfig {kubeconfig}")
     lines += [
@@ -114,6 +118,26 @@ async def _background(coro_name: str, coro: Coroutine[Any, Any, None]) -> AsyncI
             await task
 
 
+async def _start_simulators(stack: contextlib.AsyncExitStack) -> None:
+    """The simulated devices crds/samples point at: a Modbus PLC, an OPC UA boiler, a BLE thermometer.
+
+    GPIO needs none: off a Raspberry Pi the GPIO mapper uses gpiozero's mock pins by itself.
+    """
+    from mappers.ble.sample import serve_sample as serve_ble
+    from mappers.modbus.simulator import serve_sample as serve_modbus
+    from mappers.opcua.simulator import serve_sample as serve_opcua
+
+    _check_free("the simulated Modbus PLC", SAMPLE_MODBUS_PORT)
+    _check_free("the simulated OPC UA boiler", SAMPLE_OPCUA_PORT)
+    await stack.enter_async_context(
+        _background("simulated modbus device", serve_modbus("127.0.0.1", SAMPLE_MODBUS_PORT))
+    )
+    await stack.enter_async_context(
+        _background("simulated OPC UA server", serve_opcua("127.0.0.1", SAMPLE_OPCUA_PORT))
+    )
+    await stack.enter_async_context(_background("simulated BLE thermometer", serve_ble()))
+
+
 async def run(args: argparse.Namespace) -> int:
     manifests = load_manifests(args.devices)
     data_dir: Path = args.data_dir
@@ -141,12 +165,7 @@ async def run(args: argparse.Namespace) -> int:
             kubeconfig = server.kubeconfig_path.resolve()
         mappers = not args.no_mappers
         if mappers:
-            from mappers.modbus.simulator import serve_sample
-
-            _check_free("the simulated Modbus PLC", SAMPLE_MODBUS_PORT)
-            await stack.enter_async_context(
-                _background("simulated modbus device", serve_sample("127.0.0.1", SAMPLE_MODBUS_PORT))
-            )
+            await _start_simulators(stack)
         gateway = Gateway(
             GatewaySettings(
                 node=args.node,

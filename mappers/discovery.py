@@ -61,10 +61,10 @@ class Discovered:
 
 
 def _clean(doc: object) -> object:
-    """Drop empty mappings and lists the models fill in by default, so the YAML reads as hand-written."""
+    """Drop empty values the models fill in by default, so the YAML reads as hand-written."""
     if isinstance(doc, dict):
         cleaned = {k: _clean(v) for k, v in doc.items()}
-        return {k: v for k, v in cleaned.items() if v not in ({}, [], None)}
+        return {k: v for k, v in cleaned.items() if v not in ({}, [], None, "")}
     if isinstance(doc, list):
         return [_clean(v) for v in doc]
     return doc

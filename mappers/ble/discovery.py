@@ -203,6 +203,7 @@ def _manifests(
             {
                 "name": prop_name,
                 **({} if notifies else {"collectCycle": _POLL_MS}),
+                "reportToCloud": True,
                 "visitors": {"protocolName": "ble", "configData": visitor},
             }
         )

@@ -219,6 +219,7 @@ def _objects(
             {
                 "name": prop,
                 "collectCycle": 1000,
+                "reportToCloud": True,
                 "visitors": {
                     "protocolName": "modbus",
                     "configData": {"register": table.value, "offset": 0, "limit": 1},

@@ -300,6 +300,7 @@ async def discover(target: str, options: DiscoverOptions, progress: Progress) ->
                         "name": n,
                         "collectCycle": COLLECT_CYCLE_MS,
                         "reportCycle": COLLECT_CYCLE_MS,
+                        "reportToCloud": True,
                         "visitors": {
                             "protocolName": "opcua",
                             "configData": {"nodeID": var.node_id.to_string()},

@@ -46,6 +46,8 @@ async def test_a_discovered_device_served_unchanged_reports_its_values(
     visitors = {p.name: p.visitors.configData for p in device.spec.properties if p.visitors}
     assert visitors["Temperature"] == {"nodeID": "ns=2;s=Boiler.Temperature"}
     assert visitors["Serial-Number"] == {"nodeID": "ns=2;s=Boiler.Serial Number"}
+    assert all(p.reportToCloud for p in device.spec.properties)  # the cloud link mirrors them
+    assert "''" not in file.read_text()  # no empty defaults written out
 
     async with mapper_stack(mosquitto.address, defs, tmp_path / "node") as stack:
         await stack.state("default/boiler-7", "online")

@@ -30,11 +30,13 @@ import orjson
 from edgemqtt.client import BrokerAddress, Message, MqttClient
 from twin._transport import translate_mqtt_errors
 from twin.errors import InvalidPayload, RequestRefused, UnknownDevice, VersionConflict
+from twin.presence import Presence
 from twin.topics import DEVICE_PREFIX, Action, device_topic, full_device_id, membership_topic
 from twin.wire import (
     Member,
     MembershipReply,
     Reply,
+    StateReply,
     TwinDelta,
     TwinDocument,
     WireProperty,
@@ -45,11 +47,11 @@ from twin.wire import (
     peek_event_id,
 )
 
-__all__ = ["PropertyState", "TwinClient", "TwinEvent"]
+__all__ = ["DeviceView", "PropertyState", "TwinClient", "TwinEvent"]
 
 _counter = itertools.count(1)
 
-EventKind = Literal["document", "delta"]
+EventKind = Literal["document", "delta", "state"]
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,18 @@ def _states(twin: Mapping[str, WireProperty | None]) -> dict[str, PropertyState]
 
 
 @dataclass(frozen=True)
+class DeviceView:
+    """A device's twin and state, as ``TwinClient.device`` reads them."""
+
+    id: str
+    state: str
+    last_online: str
+    properties: dict[str, PropertyState]
+
+
+@dataclass(frozen=True)
 class TwinEvent:
-    """A document or delta published by the twin."""
+    """A document, delta or state change published by the twin."""
 
     kind: EventKind
     device_id: str
@@ -95,9 +107,17 @@ class TwinEvent:
     current: dict[str, PropertyState] = field(default_factory=dict)
     #: For deltas: the desired values the device has not reached yet.
     delta: dict[str, str] = field(default_factory=dict)
+    #: For state changes: the device's new state and when it was last online.
+    state: str = ""
+    last_online: str = ""
 
 
-_RESULTS = (Action.TWIN_UPDATE_RESULT, Action.TWIN_GET_RESULT, Action.STATE_UPDATE_RESULT)
+_RESULTS = (Action.TWIN_UPDATE_RESULT, Action.TWIN_GET_RESULT)
+_EVENTS: dict[EventKind, Action] = {
+    "document": Action.TWIN_UPDATE_DOCUMENT,
+    "delta": Action.TWIN_UPDATE_DELTA,
+    "state": Action.STATE_UPDATE_RESULT,
+}
 
 
 def _raise_for(reply: Reply | MembershipReply, what: str) -> None:
@@ -125,11 +145,16 @@ class TwinClient:
         self._pending: dict[str, asyncio.Future[bytes]] = {}
         self._watchers: list[tuple[str | None, asyncio.Queue[TwinEvent]]] = []
         self._ids = itertools.count(1)
+        self._nodes: set[str] = set()
+        self._twin_seen = asyncio.Event()
+        self._barrier_topic = f"edgetwin/v1/clients/{self._prefix}/barrier"
 
     async def __aenter__(self) -> Self:
         with translate_mqtt_errors():
             await self._mqtt.connect()
-            await self._mqtt.subscribe(*(f"{DEVICE_PREFIX}+/+/{a.value}" for a in _RESULTS))
+            await self._mqtt.subscribe(
+                *(f"{DEVICE_PREFIX}+/+/{a.value}" for a in _RESULTS), *Presence.filters(), self._barrier_topic
+            )
         return self
 
     async def __aexit__(
@@ -141,8 +166,50 @@ class TwinClient:
 
     async def get(self, device_id: str) -> dict[str, PropertyState]:
         """Every property of a device's twin."""
+        return (await self.device(device_id)).properties
+
+    async def device(self, device_id: str) -> DeviceView:
+        """A device's twin with its state (edgetwin's twin services answer it; KubeEdge's do not)."""
         reply = await self._request(device_id, Action.TWIN_GET, encode_request)
-        return _states(reply.twin)
+        extension = reply.edgetwin
+        return DeviceView(
+            full_device_id(device_id),
+            extension.state if extension is not None and extension.state else "unknown",
+            extension.lastOnlineTime if extension is not None else "",
+            _states(reply.twin),
+        )
+
+    async def nodes(self) -> list[str]:
+        """The nodes whose twin services announce themselves on this broker, in name order."""
+        await self._barrier()
+        return sorted(self._nodes)
+
+    async def wait_for_twin(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a twin service on the broker; whether one came.
+
+        Twin services keep a retained presence message on their broker (``twin.presence``), so a
+        command sent while the stack is still starting can wait for one instead of timing out.
+        """
+        if await self.nodes():
+            return True
+        try:
+            async with asyncio.timeout(timeout):
+                await self._twin_seen.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def _barrier(self) -> None:
+        # The broker delivers in order: once this comes back, every retained message of the
+        # subscriptions made before it has arrived.
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        event_id = self._next_id()
+        self._pending[event_id] = future
+        try:
+            self._mqtt.publish(self._barrier_topic, encode_request(event_id), qos=1)
+            await self._wait(future, "the broker")
+        finally:
+            self._pending.pop(event_id, None)
 
     async def set_desired(self, device_id: str, values: Mapping[str, str]) -> dict[str, PropertyState]:
         """Set desired values; returns the changed properties as the twin stored them."""
@@ -221,8 +288,7 @@ class TwinClient:
             device_id = full_device_id(device_id)
             await self.get(device_id)
         level = device_id if device_id is not None else "+/+"
-        actions = {"document": Action.TWIN_UPDATE_DOCUMENT, "delta": Action.TWIN_UPDATE_DELTA}
-        topics = [f"{DEVICE_PREFIX}{level}/{actions[k].value}" for k in kinds]
+        topics = [f"{DEVICE_PREFIX}{level}/{_EVENTS[k].value}" for k in kinds]
         queue: asyncio.Queue[TwinEvent] = asyncio.Queue()
         entry = (device_id, queue)
         self._watchers.append(entry)
@@ -245,6 +311,14 @@ class TwinClient:
     # -- incoming -----------------------------------------------------------------------------------
 
     def _route(self, message: Message) -> None:
+        node = Presence.node_of(message)
+        if node is not None:
+            if message.payload:
+                self._nodes.add(node)
+                self._twin_seen.set()
+            else:
+                self._nodes.discard(node)
+            return
         event = _event_of(message)
         if event is not None:
             for wanted, queue in self._watchers:
@@ -271,7 +345,7 @@ def _event_of(message: Message) -> TwinEvent | None:
     if not topic.startswith(DEVICE_PREFIX):
         return None
     rest = topic[len(DEVICE_PREFIX) :]
-    for action in (Action.TWIN_UPDATE_DOCUMENT, Action.TWIN_UPDATE_DELTA):
+    for action in _EVENTS.values():
         suffix = "/" + action.value
         if not rest.endswith(suffix):
             continue
@@ -280,6 +354,12 @@ def _event_of(message: Message) -> TwinEvent | None:
             return None  # the legacy bare-name copy of an event: the namespaced one is taken
         try:
             body = orjson.loads(message.payload)
+            if action is Action.STATE_UPDATE_RESULT:
+                reply = decode(StateReply, message.payload)
+                if reply.device is None:
+                    return None  # an error answer to someone's state update
+                state, last = reply.device.state, reply.device.lastOnlineTime
+                return TwinEvent("state", device_id, body, state=state, last_online=last)
             if action is Action.TWIN_UPDATE_DELTA:
                 delta = decode(TwinDelta, message.payload)
                 return TwinEvent("delta", device_id, body, _states(delta.twin), dict(delta.delta))

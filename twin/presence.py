@@ -61,13 +61,22 @@ class Presence:
         if self._mqtt.connected:
             self._mqtt.publish(presence_topic(self.node), b"", qos=1, retain=True)
 
+    @staticmethod
+    def node_of(message: Message) -> str | None:
+        """The node a presence message is about; ``None`` if ``message`` is something else."""
+        topic = message.topic
+        if not (topic.startswith(NODE_PREFIX) and topic.endswith(_SUFFIX)):
+            return None
+        node = topic[len(NODE_PREFIX) : -len(_SUFFIX)]
+        return node if node and "/" not in node else None
+
     def observe(self, message: Message) -> bool:
         """Take in a presence message; ``False`` if ``message`` is something else."""
         topic = message.topic
         if not (topic.startswith(NODE_PREFIX) and topic.endswith(_SUFFIX)):
             return False
-        node = topic[len(NODE_PREFIX) : -len(_SUFFIX)]
-        if not node or "/" in node or node == self.node:
+        node = self.node_of(message)
+        if node is None or node == self.node:
             return True
         if message.payload:
             if node not in self.peers:

@@ -295,9 +295,8 @@ class TwinService:
         # An empty body is answered (KubeEdge refuses it): `mosquitto_pub -n` is how people try it.
         event_id = decode(TwinGet, payload, max_size=self.max_payload).event_id if payload.strip() else ""
         twin, _ = self._twin_of(topic.device_id)
-        self._mqtt.publish(
-            topic.reply(Action.TWIN_GET_RESULT), encode_twin_result(event_id, twin.wire()), qos=1
-        )
+        result = encode_twin_result(event_id, twin.wire(), state=twin.state, last_online=twin.last_online)
+        self._mqtt.publish(topic.reply(Action.TWIN_GET_RESULT), result, qos=1)
 
     async def _state_update(self, topic: DeviceTopic, payload: bytes) -> None:
         request = decode(StateUpdate, payload, max_size=self.max_payload)

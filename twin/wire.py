@@ -36,6 +36,7 @@ __all__ = [
     "PropertyBody",
     "Reply",
     "Request",
+    "StateReply",
     "StateUpdate",
     "TwinDelta",
     "TwinDocument",
@@ -166,12 +167,19 @@ class StateUpdate(Request):
     state: str = Field(validation_alias=AliasChoices("state", "State"))
 
 
+class DeviceStateExtension(_Body):
+    state: str = ""
+    lastOnlineTime: str = ""
+
+
 class Reply(Request):
     """A result as clients read it: ``code``/``reason`` on errors, ``twin`` on success."""
 
     code: int | None = None
     reason: str = ""
     twin: dict[str, WireProperty | None] = Field(default_factory=dict)
+    #: On a get result: the device's state (edgetwin's extension).
+    edgetwin: DeviceStateExtension | None = None
 
 
 class DocumentEntry(_Body):
@@ -355,9 +363,20 @@ def encode_error(event_id: str, code: int, reason: str) -> bytes:
     return orjson.dumps({"event_id": event_id, "timestamp": now_ms(), "code": code, "reason": reason})
 
 
-def encode_twin_result(event_id: str, twin: Mapping[str, PropertyBody]) -> bytes:
-    """``twin/update/result`` and ``twin/get/result`` on success."""
-    return orjson.dumps({"event_id": event_id, "timestamp": now_ms(), "twin": twin})
+def encode_twin_result(
+    event_id: str, twin: Mapping[str, PropertyBody], *, state: str | None = None, last_online: str = ""
+) -> bytes:
+    """``twin/update/result`` and ``twin/get/result`` on success.
+
+    A get result also carries the device's state under ``edgetwin`` (KubeEdge clients ignore it):
+    KubeEdge has no request that answers a device's state.
+    """
+    body: dict[str, Any] = {"event_id": event_id, "timestamp": now_ms(), "twin": twin}
+    if state is not None:
+        body["edgetwin"] = (
+            {"state": state, "lastOnlineTime": last_online} if last_online else {"state": state}
+        )
+    return orjson.dumps(body)
 
 
 def encode_document(

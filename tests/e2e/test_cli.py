@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import subprocess
 from pathlib import Path
@@ -42,13 +43,17 @@ def test_node_with_invalid_yaml_exits_non_zero_naming_the_file(tmp_path: Path, m
 
 
 def test_twin_get_without_a_twin_service_says_so(mosquitto: Mosquitto) -> None:
-    result = run_cli("twin", "get", "thermostat", "--broker", mosquitto.address.url, "--timeout", "0.5")
+    result = run_cli(
+        "twin", "get", "thermostat", "--broker", mosquitto.address.url, "--timeout", "0.5", "--wait", "0"
+    )
     assert result.returncode != 0
     assert "is the twin service running" in result.stderr
 
 
 def test_twin_get_without_a_broker_says_so() -> None:
-    result = run_cli("twin", "get", "thermostat", "--broker", f"mqtt://127.0.0.1:{free_port()}")
+    result = run_cli(
+        "twin", "get", "thermostat", "--broker", f"mqtt://127.0.0.1:{free_port()}", "--wait", "0"
+    )
     assert result.returncode != 0
     assert "cannot connect to MQTT broker" in result.stderr
 
@@ -175,3 +180,47 @@ def test_node_option_checks_the_device_belongs_to_that_node(tmp_path: Path, mosq
     assert mine.returncode == 0, mine.stderr
     assert other.returncode != 0
     assert "edge-node-1x" in other.stderr
+
+
+def test_a_get_sent_before_the_stack_is_up_waits_for_it(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"mqtt://127.0.0.1:{port}"
+    with service("twin", "get", "thermostat", "--broker", url, "--wait", "60") as early:
+        early.wait_for("waiting for the MQTT broker")
+        with service("broker", "--port", str(port)) as broker:
+            broker.wait_for("embedded MQTT broker on")
+            early.wait_for("waiting for a twin service")
+            args = ["node", "edge-node-1", "--broker", url, "--data-dir", str(tmp_path)]
+            with service(*args, "--devices", str(SAMPLE_DEVICES)) as node:
+                node.wait_for("twin service for 2 devices")
+                early.wait_for("default/thermostat: unknown")
+                early.wait_for("target")
+                assert early.proc.wait(timeout=30) == 0
+
+
+def test_list_shows_every_device_of_every_node_with_state_and_values(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    url = mosquitto.address.url
+    args = [
+        "node",
+        "edge-node-1",
+        "--broker",
+        url,
+        "--data-dir",
+        str(tmp_path),
+        "--devices",
+        str(SAMPLE_DEVICES),
+    ]
+    with service(*args) as node:
+        node.wait_for("twin service for 2 devices")
+        run_cli("twin", "set", "thermostat", "mode", "eco", "--broker", url)
+        result = run_cli("twin", "list", "--broker", url)
+        as_json = run_cli("twin", "list", "--broker", url, "--json", "--node", "edge-node-1")
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == ["NODE", "DEVICE", "STATE", "PROPERTY", "DESIRED", "REPORTED"]
+    assert any(r.split()[:5] == ["edge-node-1", "default/thermostat", "unknown", "mode", "eco"] for r in rows)
+    devices = {d["device"]: d for d in json.loads(as_json.stdout)}
+    assert devices["plant/boiler"]["node"] == "edge-node-1"
+    assert devices["default/thermostat"]["properties"]["mode"]["desired"] == "eco"

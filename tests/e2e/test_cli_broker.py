@@ -38,8 +38,9 @@ def test_right_credentials_reach_the_broker_over_tls(secure_mosquitto: SecureBro
     assert tls.ca_file is not None
     url = f"mqtts://{APP_USER}:{quote(APP_PASSWORD, safe='')}@localhost:{tls.port}"
     result = run_cli(
-        "twin", "get", "thermostat", "--broker", url, "--tls-ca", str(tls.ca_file), "--timeout", "0.5"
-    )
+        "twin", "get", "thermostat", "--broker", url, "--tls-ca", str(tls.ca_file), "--timeout", "0.5",
+        "--wait", "0",
+    )  # fmt: skip
     # Connected and subscribed: what is missing is a twin service, not the broker.
     assert result.returncode != 0
     assert "is the twin service running" in result.stderr

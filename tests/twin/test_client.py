@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from edgemqtt.client import BrokerAddress
+from tests.fixtures.mqtt import mqtt_probe
 from twin.client import TwinClient
 from twin.errors import RequestRefused, UnknownDevice
 from twin.service import TwinService
@@ -61,3 +62,24 @@ async def test_no_answer_is_a_clear_error(broker: BrokerAddress) -> None:
         with pytest.raises(RequestRefused, match="is the twin service running") as refused:
             await client.get("thermostat")
     assert refused.value.code == 504
+
+
+async def test_state_changes_arrive_as_events_and_get_tells_the_state(
+    twin_service: TwinService, broker: BrokerAddress
+) -> None:
+    async with TwinClient(broker) as client, client.subscription("thermostat", ("state",)) as events:
+        assert (await client.device("thermostat")).state == "unknown"
+        async with mqtt_probe(broker) as probe:
+            await probe.send("$hw/events/device/default/thermostat/state/update", {"state": "online"})
+        event = await asyncio.wait_for(events.get(), 5)
+        device = await client.device("thermostat")
+    assert (event.kind, event.device_id, event.state) == ("state", "default/thermostat", "online")
+    assert device.state == "online" and device.last_online == event.last_online != ""
+
+
+async def test_nodes_lists_the_twin_services_on_the_broker(
+    twin_service: TwinService, broker: BrokerAddress
+) -> None:
+    async with TwinClient(broker) as client:
+        assert await client.nodes() == ["edge-node-1"]
+        assert await client.wait_for_twin(0)

@@ -48,14 +48,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run_list(args: argparse.Namespace) -> int:
     _list_plugins()
-    _list_dmi_mappers(args.data_dir or default_data_dir())
+    _list_dmi_mappers(args.data_dir or default_data_dir(), asked=args.data_dir is not None)
     return 0
 
 
-def _list_dmi_mappers(data_dir: Path) -> None:
+def _list_dmi_mappers(data_dir: Path, *, asked: bool) -> None:
     rosters = find_rosters([data_dir])
     if not rosters:
-        print(f"\nno node agent serving DMI found under {data_dir} (edgetwin node NAME --dmi-socket PATH)")
+        # Said only when asked about a data dir: without DMI the listing is the plugins alone.
+        if asked:
+            print(f"\nno node agent serving DMI under {data_dir} (edgetwin node NAME --dmi-socket PATH)")
         return
     for folder, roster in rosters:
         running = "" if roster.running else ", agent not running"

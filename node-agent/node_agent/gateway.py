@@ -89,7 +89,7 @@ class Gateway:
             )
             pieces.append(("the mapper runner", self.mappers.run, RestartPolicy()))
         if settings.dmi_socket is not None:
-            # Imports grpc (~30 MB) only here, when a DMI socket is asked for.
+            # Imports grpc (~20 MB of RSS) only here, when a DMI socket is asked for.
             self.dmi = dmi_server(service, settings.dmi_socket, data_dir=settings.data_dir)
             pieces.append(("the DMI server", self.dmi.run, RestartPolicy()))
         return pieces

@@ -106,6 +106,8 @@ class DmiServer:
             await server.stop(grace=1.0)
             remove_socket(self.socket)
             self._publish(running=False)
+            # Their tasks ended with the group: a new run() watches them again from the roster.
+            self.links.clear()
 
     # -- mappers ------------------------------------------------------------------------------------
 

@@ -206,3 +206,31 @@ async def test_a_mapper_that_dies_is_marked_and_a_restarted_one_that_registers_a
     await dmi_node.reports.drained()
     assert dmi_node.service.twins["default/boiler"].properties["temperature"].actual.value == "30"  # type: ignore[union-attr]
     assert first.crashes == second.crashes == []
+
+
+async def test_a_mapper_that_never_serves_its_socket_is_marked_dead(
+    dmi_node: DmiServer, dmi_mappers: Callable[..., DmiMapper]
+) -> None:
+    mapper = dmi_mappers(dmi_node.socket)
+    await mapper.register()  # and never serves (the fixture gives it 1 s)
+    await mapper.wait_for(lambda: dmi_node.links["sim"].state == "dead", dmi_node.changed)
+    await dmi_node.reports.drained()
+    assert dmi_node.service.twins["default/boiler"].state == "unknown"
+
+
+async def test_a_mapper_back_on_its_socket_without_registering_is_sent_everything_again(
+    dmi_node: DmiServer, dmi_mappers: Callable[..., DmiMapper]
+) -> None:
+    mapper = dmi_mappers(dmi_node.socket)
+    await mapper.start()
+    await mapper.wait_for(lambda: dmi_node.links["sim"].state == "online", dmi_node.changed)
+    await mapper.stop()
+    await mapper.wait_for(lambda: dmi_node.links["sim"].state == "dead", dmi_node.changed)
+    mapper.devices.clear()  # a new process knows nothing
+    mapper.models.clear()
+    await mapper.serve()
+    await mapper.wait_for(lambda: len(mapper.devices) == 2)
+    assert set(mapper.models) == {"default/boiler-model", "plant/boiler-model"}
+    assert mapper.methods().count("CreateDeviceModel") == 2
+    assert dmi_node.links["sim"].state == "online"
+    assert mapper.crashes == []

@@ -77,3 +77,24 @@ async def test_after_an_agent_restart_a_running_mapper_is_served_without_registe
     finally:
         serving.cancel()
         await asyncio.gather(serving, return_exceptions=True)
+
+
+async def test_after_the_dmi_server_is_restarted_by_its_supervisor_its_mappers_are_served_again(
+    dmi_node: DmiServer, dmi_mappers: Callable[..., DmiMapper]
+) -> None:
+    mapper = dmi_mappers(dmi_node.socket)
+    await mapper.start()
+    await mapper.wait_for(lambda: dmi_node.links["sim"].state == "online", dmi_node.changed)
+    for task in asyncio.all_tasks():
+        if task.get_name() == "DMI server":
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert dmi_node.links == {}
+    serving = asyncio.create_task(dmi_node.run(), name="DMI server")  # the fixture stops it
+    await asyncio.wait_for(dmi_node.ready.wait(), 10)
+    await mapper.wait_for(lambda: dmi_node.links["sim"].state == "online", dmi_node.changed)
+    await mapper.report("boiler", {"temperature": "18"})
+    await dmi_node.reports.drained()
+    assert dmi_node.service.twins["default/boiler"].properties["temperature"].actual.value == "18"  # type: ignore[union-attr]
+    serving.cancel()
+    await asyncio.gather(serving, return_exceptions=True)

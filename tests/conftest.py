@@ -9,4 +9,6 @@ pytest_plugins = [
     "tests.fixtures.modbus",
     "tests.fixtures.opcua",
     "tests.fixtures.twin",
+    # after twin, which it builds on (a fixture module imported before its turn is not rewritten)
+    "tests.fixtures.dmi",
 ]

@@ -10,6 +10,11 @@ serving everyone else. Where its replies differ from KubeEdge's, docs/twin.md sa
 Several nodes may share one broker. Each announces itself with a retained presence message
 (``presence``); a node that sees others answers only for its own devices and stays silent on
 unknown ones, since another node may own them. Alone on its broker it answers 404, as KubeEdge does.
+
+In-process sources of reported values and states (the node agent's DMI server for KubeEdge
+mapper-framework mappers) use ``report`` and ``report_state``: the same handlers as the MQTT
+requests, queued in the same order, with the same results and events on the MQTT topics.
+``add_definitions_observer`` tells them when the node's devices are added, changed or removed.
 """
 
 from __future__ import annotations
@@ -17,8 +22,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -48,6 +53,8 @@ from twin.wire import (
     StateUpdate,
     TwinGet,
     TwinUpdate,
+    WireProperty,
+    WireValue,
     decode,
     encode_delta,
     encode_document,
@@ -60,7 +67,14 @@ from twin.wire import (
     peek_event_id,
 )
 
-__all__ = ["Assignment", "TwinChange", "TwinObserver", "TwinService"]
+__all__ = [
+    "Assignment",
+    "DefinitionsChange",
+    "DefinitionsObserver",
+    "TwinChange",
+    "TwinObserver",
+    "TwinService",
+]
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +102,8 @@ class TwinService:
         self.legacy_topics = legacy_topics
         self.max_payload = max_payload
         self.registry = NodeDevices(node, store)
-        self._queue: asyncio.Queue[Message] = asyncio.Queue()
+        # MQTT requests and in-process ones (``report``, ``report_state``) share one queue: one order.
+        self._queue: asyncio.Queue[Message | _LocalRequest] = asyncio.Queue()
         # The will clears this node's presence if it dies without stopping (Presence).
         self._mqtt = MqttClient(
             broker, client_id=f"edgetwin-twin-{node}", on_message=self._on_message, will=Presence.will(node)
@@ -96,6 +111,7 @@ class TwinService:
         self.presence = Presence(node, self._mqtt)
         self.ready = asyncio.Event()
         self._observers: list[TwinObserver] = []
+        self._definitions_observers: list[DefinitionsObserver] = []
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -174,6 +190,11 @@ class TwinService:
         """Call ``observer(device_id, change)`` after every change of a twin (the cloud link's hook)."""
         self._observers.append(observer)
 
+    def add_definitions_observer(self, observer: DefinitionsObserver) -> None:
+        """Call ``observer(change)`` after the node's definitions were set: devices added, changed or
+        removed (``change``), DeviceModels perhaps changed (``models``)."""
+        self._definitions_observers.append(observer)
+
     def _notify(self, device_id: str, change: TwinChange) -> None:
         for observer in self._observers:
             try:
@@ -194,6 +215,51 @@ class TwinService:
                 ),
                 qos=1,
             )
+        change = DefinitionsChange(tuple(result.added), tuple(result.removed))
+        for observer in self._definitions_observers:
+            try:
+                observer(change)
+            except Exception:  # an observer's bug must not cost the node its definitions
+                log.exception("a definitions observer failed")
+
+    # -- in-process requests ---------------------------------------------------------------------------
+
+    async def report(self, device_id: str, reported: Mapping[str, str]) -> None:
+        """Reported values of a device (``namespace/name``), handled as a ``twin/update`` from a mapper.
+
+        ``PermanentError`` (``UnknownDevice``, ``InvalidValue``...) if refused; the refusal is also
+        published on the result topic, as for an MQTT request.
+        """
+        request = TwinUpdate(
+            twin={name: WireProperty(actual=WireValue(value=v)) for name, v in reported.items()}
+        )
+        await self._local(DeviceTopic(device_id, Action.TWIN_UPDATE, legacy=False), request)
+
+    async def report_state(self, device_id: str, state: str) -> None:
+        """A device's state (``online``, ``offline``, ``unknown``...), as a mapper's ``state/update``."""
+        await self._local(DeviceTopic(device_id, Action.STATE_UPDATE, legacy=False), StateUpdate(state=state))
+
+    async def _local(self, topic: DeviceTopic, request: TwinUpdate | StateUpdate) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_LocalRequest(topic, request, done))
+        await done
+
+    async def _handle_local(self, local: _LocalRequest) -> None:
+        try:
+            if isinstance(local.request, TwinUpdate):
+                await self._twin_update(local.topic, local.request)
+            else:
+                await self._state_update(local.topic, local.request)
+        except Exception as exc:  # handed to the caller: it never stops the service
+            if isinstance(exc, PermanentError):
+                self._refuse(local.topic, local.request.event_id, exc)
+            else:
+                log.exception("unexpected error handling an in-process request for %s", local.topic.device_id)
+            if not local.done.done():  # the caller may have given up waiting
+                local.done.set_exception(exc)
+        else:
+            if not local.done.done():
+                local.done.set_result(None)
 
     # -- serving ------------------------------------------------------------------------------------
 
@@ -207,6 +273,9 @@ class TwinService:
         self.ready.set()
         while True:
             message = await self._queue.get()
+            if isinstance(message, _LocalRequest):
+                await self._handle_local(message)
+                continue
             try:
                 await self._handle(message)
             except Exception:
@@ -223,18 +292,23 @@ class TwinService:
             return  # another node on this broker may own it: only the owner answers
         try:
             if topic.action in (Action.TWIN_UPDATE, Action.TWIN_CLOUD_UPDATED):
-                await self._twin_update(topic, message.payload)
+                # The body is read before the device is looked up, as KubeEdge does: bad JSON is a
+                # 400 whatever the device.
+                await self._twin_update(topic, decode(TwinUpdate, message.payload, max_size=self.max_payload))
             elif topic.action == Action.TWIN_GET:
                 self._twin_get(topic, message.payload)
             elif topic.action == Action.STATE_UPDATE:
-                await self._state_update(topic, message.payload)
+                await self._state_update(
+                    topic, decode(StateUpdate, message.payload, max_size=self.max_payload)
+                )
         except PermanentError as exc:
-            log.info("refused %s for %s: %s", topic.action.value, topic.device_id, exc)
-            self._mqtt.publish(
-                topic.reply(topic.action.result),
-                encode_error(peek_event_id(message.payload), exc.code, str(exc)),
-                qos=1,
-            )
+            self._refuse(topic, peek_event_id(message.payload), exc)
+
+    def _refuse(self, topic: DeviceTopic, event_id: str, exc: PermanentError) -> None:
+        log.info("refused %s for %s: %s", topic.action.value, topic.device_id, exc)
+        self._mqtt.publish(
+            topic.reply(topic.action.result), encode_error(event_id, exc.code, str(exc)), qos=1
+        )
 
     def _reply_internal_error(self, message: Message) -> None:
         topic = parse_device_topic(message.topic)
@@ -248,10 +322,7 @@ class TwinService:
     def _twin_of(self, device_id: str) -> tuple[DeviceTwin, DeviceSchema]:
         return self.registry.twin_of(device_id)
 
-    async def _twin_update(self, topic: DeviceTopic, payload: bytes) -> None:
-        # The body is read before the device is looked up, as KubeEdge does: bad JSON is a 400
-        # whatever the device.
-        request = decode(TwinUpdate, payload, max_size=self.max_payload)
+    async def _twin_update(self, topic: DeviceTopic, request: TwinUpdate) -> None:
         twin, schema = self._twin_of(topic.device_id)
         if topic.action is Action.TWIN_CLOUD_UPDATED:
             outcome = twin.apply_cloud_update(request, schema, now_ms())
@@ -298,8 +369,7 @@ class TwinService:
         result = encode_twin_result(event_id, twin.wire(), state=twin.state, last_online=twin.last_online)
         self._mqtt.publish(topic.reply(Action.TWIN_GET_RESULT), result, qos=1)
 
-    async def _state_update(self, topic: DeviceTopic, payload: bytes) -> None:
-        request = decode(StateUpdate, payload, max_size=self.max_payload)
+    async def _state_update(self, topic: DeviceTopic, request: StateUpdate) -> None:
         twin, _ = self._twin_of(topic.device_id)
         state = request.state.lower()
         if state not in DEVICE_STATES:
@@ -361,6 +431,26 @@ class TwinChange:
 
 
 TwinObserver = Callable[[str, TwinChange], None]
+
+
+@dataclass(frozen=True)
+class DefinitionsChange:
+    """Devices of the node added or changed (their new definitions) and removed (their last ones)."""
+
+    changed: tuple[Device, ...] = ()
+    removed: tuple[Device, ...] = ()
+
+
+DefinitionsObserver = Callable[[DefinitionsChange], None]
+
+
+@dataclass
+class _LocalRequest:
+    """An in-process request waiting in the service's queue; ``done`` resolves once it is handled."""
+
+    topic: DeviceTopic
+    request: TwinUpdate | StateUpdate
+    done: asyncio.Future[None] = field(repr=False)
 
 
 def _change_of(request: TwinUpdate, outcome: UpdateOutcome, action: Action) -> TwinChange:

@@ -38,6 +38,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="also host mappers in this process: the named protocols, or all installed if none is named",
     )
+    parser.add_argument(
+        "--dmi-socket",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="also serve KubeEdge's DMI on this Unix socket, for mappers built with KubeEdge's "
+        "mapper-framework (KubeEdge's default: /etc/kubeedge/dmi.sock; a directory means DIR/dmi.sock)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -53,12 +61,15 @@ async def run(args: argparse.Namespace) -> int:
             manifests=manifests,
             mappers=args.mappers,
             legacy_topics=not args.no_legacy_topics,
+            dmi_socket=args.dmi_socket,
         )
     )
 
     def banner() -> None:
         devices = len(gateway.service.devices) if gateway.service is not None else 0
         mappers = "" if args.mappers is None else ", mappers in this process"
+        if gateway.dmi is not None:
+            mappers += f", DMI on {gateway.dmi.socket}"
         where = f"on {broker.url}{mappers}, data in {data_dir}"
         print(f"node {args.name}: twin service for {devices} devices {where}", flush=True)
 

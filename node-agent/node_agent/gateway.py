@@ -13,13 +13,18 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgemqtt.client import BrokerAddress
 from mappers import MapperRunner, Registry, RunnerSettings
+from node_agent.dmi import dmi_server
 from node_agent.supervision import PieceFailed, RestartPolicy, supervise
 from twin.manifests import Manifests
 from twin.service import TwinService
 from twin.store import TwinStore
+
+if TYPE_CHECKING:
+    from node_agent.dmi.server import DmiServer
 
 __all__ = ["Gateway", "GatewaySettings", "Piece"]
 
@@ -41,6 +46,8 @@ class GatewaySettings:
     #: Host mappers in this process: ``None`` for none, an empty list for every installed plugin.
     mappers: Sequence[str] | None = None
     legacy_topics: bool = True
+    #: Serve KubeEdge's DMI for mapper-framework mappers on this Unix socket (``node_agent.dmi``).
+    dmi_socket: Path | None = None
     flush_interval: float = 0.5
     runner: RunnerSettings = field(default_factory=RunnerSettings)
 
@@ -54,6 +61,7 @@ class Gateway:
         self.ready = asyncio.Event()
         self.service: TwinService | None = None
         self.mappers: MapperRunner | None = None
+        self.dmi: DmiServer | None = None
 
     async def run(self) -> None:
         settings = self.settings
@@ -80,12 +88,17 @@ class Gateway:
                 settings=settings.runner,
             )
             pieces.append(("the mapper runner", self.mappers.run, RestartPolicy()))
+        if settings.dmi_socket is not None:
+            # Imports grpc (~20 MB of RSS) only here, when a DMI socket is asked for.
+            self.dmi = dmi_server(service, settings.dmi_socket, data_dir=settings.data_dir)
+            pieces.append(("the DMI server", self.dmi.run, RestartPolicy()))
         return pieces
 
     async def _run_pieces(self, service: TwinService) -> None:
+        pieces = self._pieces(service)  # outside the TaskGroup: a bad setting is one plain error
         try:
             async with asyncio.TaskGroup() as group:
-                for name, piece, policy in self._pieces(service):
+                for name, piece, policy in pieces:
                     group.create_task(supervise(name, piece, policy), name=f"{name} of {self.settings.node}")
                 await service.ready.wait()
                 self.ready.set()

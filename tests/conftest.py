@@ -8,5 +8,6 @@ pytest_plugins = [
     "tests.fixtures.logs",
     "tests.fixtures.modbus",
     "tests.fixtures.opcua",
+    "tests.fixtures.pods",
     "tests.fixtures.twin",
 ]

@@ -30,6 +30,10 @@ __all__ = ["ContainerWorker"]
 log = logging.getLogger(__name__)
 
 
+#: Pod seconds a failed pull shows ErrImagePull before ImagePullBackOff (the kubelet's sync period).
+_PULL_ERROR_SHOWN = 1.0
+
+
 class _Finished(Exception):
     """The container will not be started again (a start error under restartPolicy Never)."""
 
@@ -143,6 +147,9 @@ class ContainerWorker:
             self._waiting(exc.reason, str(exc))
             delay = self._pull_backoff.next_delay()
             if exc.reason == "ErrImagePull":
+                # As the kubelet shows it: the pull error first, then the back-off it waits out.
+                await self._clock.sleep(_PULL_ERROR_SHOWN)
+                delay -= _PULL_ERROR_SHOWN
                 self._waiting("ImagePullBackOff", f'Back-off pulling image "{self.container.image}": {exc}')
             await self._clock.sleep(delay)
             return None

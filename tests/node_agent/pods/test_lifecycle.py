@@ -18,10 +18,14 @@ def _state(status: PodStatus, container: str = "app") -> dict[str, object]:
 
 async def test_a_pod_runs_and_reports_running_and_ready(pod_node: PodNode) -> None:
     manager = await pod_node.start()
-    bound = pod_node.pod("app", [{"name": "app", "command": ["sh", "-c", "echo up $GREETING; exec sleep 1000"],
-                                  "env": [{"name": "GREETING", "value": "hello"}]}])  # fmt: skip
+    command = ["sh", "-c", "echo up $GREETING; exec sleep 1000"]
+    bound = pod_node.pod(
+        "app", [{"name": "app", "command": command, "env": [{"name": "GREETING", "value": "hello"}]}]
+    )
     await manager.put(bound)
-    status = await pod_node.pods.wait_for(KEY, lambda s: s.phase == "Running" and s.condition("Ready").status == "True")
+    status = await pod_node.pods.wait_for(
+        KEY, lambda s: s.phase == "Running" and s.condition("Ready").status == "True"
+    )
     app = status.container("app")
     assert app.ready and app.started and app.restart_count == 0
     assert app.state.running is not None
@@ -43,9 +47,14 @@ async def test_a_crashing_container_restarts_with_doubling_back_off_and_keeps_it
     messages = []
     for count in range(3):
         status = await pod_node.pods.wait_for(
-            KEY, lambda s, n=count: _state(s).get("waiting", {}).get("reason") == "CrashLoopBackOff"  # type: ignore[union-attr]
-            and s.container("app").restart_count == n, f"CrashLoopBackOff after {count + 1} crashes", history=True,
-        )  # fmt: skip
+            KEY,
+            lambda s, n=count: (
+                _state(s).get("waiting", {}).get("reason") == "CrashLoopBackOff"  # type: ignore[union-attr]
+                and s.container("app").restart_count == n
+            ),
+            f"CrashLoopBackOff after {count + 1} crashes",
+            history=True,
+        )
         app = status.container("app")
         assert app.last_state.terminated is not None
         assert app.last_state.terminated.exit_code == 3 and app.last_state.terminated.reason == "Error"
@@ -59,7 +68,9 @@ async def test_a_crashing_container_restarts_with_doubling_back_off_and_keeps_it
 
 async def test_restart_policy_never_leaves_a_failed_container_terminated(pod_node: PodNode) -> None:
     manager = await pod_node.start()
-    await manager.put(pod_node.pod("app", [{"name": "app", "command": ["sh", "-c", "exit 4"]}], restartPolicy="Never"))
+    await manager.put(
+        pod_node.pod("app", [{"name": "app", "command": ["sh", "-c", "exit 4"]}], restartPolicy="Never")
+    )
     status = await pod_node.pods.wait_for(KEY, lambda s: s.phase == "Failed", "Failed")
     terminated = status.container("app").state.terminated
     assert terminated is not None and terminated.exit_code == 4 and terminated.reason == "Error"
@@ -67,7 +78,9 @@ async def test_restart_policy_never_leaves_a_failed_container_terminated(pod_nod
     assert status.condition("Ready").status == "False" and status.condition("Ready").reason == "PodCompleted"
 
 
-async def test_restart_policy_on_failure_restarts_failures_but_not_success(pod_node: PodNode, tmp_path: Path) -> None:
+async def test_restart_policy_on_failure_restarts_failures_but_not_success(
+    pod_node: PodNode, tmp_path: Path
+) -> None:
     manager = await pod_node.start()
     containers: list[dict[str, object]] = [{"name": "app"}]
     volumes: list[dict[str, object]] = []
@@ -110,13 +123,19 @@ async def test_a_container_that_ignores_sigterm_is_killed_after_the_grace_period
     assert final.phase == "Failed"
 
 
-async def test_logs_follow_ends_with_the_container_and_tail_keeps_the_last_lines(pod_node: PodNode, tmp_path: Path) -> None:
+async def test_logs_follow_ends_with_the_container_and_tail_keeps_the_last_lines(
+    pod_node: PodNode, tmp_path: Path
+) -> None:
     manager = await pod_node.start()
     containers: list[dict[str, object]] = [{"name": "app"}]
     volumes: list[dict[str, object]] = []
     ctl = pod_node.control_dir(tmp_path / "ctl", containers, volumes)  # type: ignore[arg-type]
     # Prints two lines, then a third once the test creates the "go" file, then exits.
-    containers[0]["command"] = ["sh", "-c", f"echo one; echo two; while [ ! -f {ctl}/go ]; do sleep 0.02; done; echo three"]
+    containers[0]["command"] = [
+        "sh",
+        "-c",
+        f"echo one; echo two; while [ ! -f {ctl}/go ]; do sleep 0.02; done; echo three",
+    ]
     await manager.put(pod_node.pod("app", containers, restartPolicy="Never", volumes=volumes))  # type: ignore[arg-type]
     await pod_node.pods.wait_for(KEY, lambda s: s.phase == "Running", "Running")
     followed = []

@@ -49,7 +49,9 @@ async def test_a_failing_liveness_probe_restarts_the_container(pod_node: PodNode
     await manager.put(pod_node.pod("web", containers, volumes=volumes, terminationGracePeriodSeconds=5))
     await pod_node.pods.wait_for(KEY, lambda s: s.condition("Ready").status == "True", "Ready")
     (tmp_path / "ctl" / "alive").unlink()
-    status = await pod_node.pods.wait_for(KEY, lambda s: s.container("web").last_state.terminated is not None, "a restart")
+    status = await pod_node.pods.wait_for(
+        KEY, lambda s: s.container("web").last_state.terminated is not None, "a restart"
+    )
     terminated = status.container("web").last_state.terminated
     assert terminated is not None and terminated.message is not None
     assert terminated.message.startswith("liveness probe failed: command ['test', '-f'")
@@ -61,7 +63,9 @@ async def test_a_failing_liveness_probe_restarts_the_container(pod_node: PodNode
     assert [line async for line in manager.logs(KEY, previous=True)] == [b"serving\n"]
 
 
-async def test_a_startup_probe_holds_liveness_and_readiness_until_it_succeeds(pod_node: PodNode, tmp_path: Path) -> None:
+async def test_a_startup_probe_holds_liveness_and_readiness_until_it_succeeds(
+    pod_node: PodNode, tmp_path: Path
+) -> None:
     manager = await pod_node.start()
     containers: list[dict[str, Any]] = [{"name": "web"}]
     volumes: list[dict[str, Any]] = []
@@ -69,12 +73,17 @@ async def test_a_startup_probe_holds_liveness_and_readiness_until_it_succeeds(po
     containers[0]["command"] = ["sh", "-c", "exec sleep 1000"]
     # Liveness would kill the container at once if it ran before startup succeeded.
     containers[0]["livenessProbe"] = _probe(exec={"command": ["test", "-f", f"{ctl}/never"]})
-    containers[0]["startupProbe"] = {**_probe(exec={"command": ["test", "-f", f"{ctl}/started"]}), "failureThreshold": 1000}
+    containers[0]["startupProbe"] = {
+        **_probe(exec={"command": ["test", "-f", f"{ctl}/started"]}),
+        "failureThreshold": 1000,
+    }
     await manager.put(pod_node.pod("web", containers, volumes=volumes, terminationGracePeriodSeconds=5))
     status = await pod_node.pods.wait_for(KEY, lambda s: s.phase == "Running", "Running")
     assert not status.container("web").started and not status.container("web").ready
     (tmp_path / "ctl" / "started").touch()
     status = await pod_node.pods.wait_for(KEY, lambda s: s.container("web").started, "started")
-    status = await pod_node.pods.wait_for(KEY, lambda s: s.container("web").last_state.terminated is not None, "a restart")
+    status = await pod_node.pods.wait_for(
+        KEY, lambda s: s.container("web").last_state.terminated is not None, "a restart"
+    )
     message = status.container("web").last_state.terminated.message  # type: ignore[union-attr]
     assert message is not None and message.startswith("liveness probe failed")

@@ -6,10 +6,15 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from node_agent.pods import PodStatus
+from node_agent.pods import PodManager, PodStatus
 from tests.fixtures.pods import PodNode
 
 KEY = "default/app"
+
+
+async def _started(manager: PodManager) -> None:
+    async with contextlib.aclosing(manager.logs(KEY, follow=True)) as lines:
+        assert await anext(lines) == b"started\n"
 
 
 def _state(status: PodStatus, container: str = "app") -> dict[str, object]:
@@ -101,6 +106,7 @@ async def test_delete_stops_the_container_gracefully_within_its_grace_period(pod
     await manager.put(pod_node.pod("app", [{"name": "app", "command": ["sh", "-c", script]}],
                                    terminationGracePeriodSeconds=300))  # fmt: skip
     await pod_node.pods.wait_for(KEY, lambda s: s.phase == "Running", "Running")
+    await _started(manager)  # the trap is set
     await manager.delete(KEY)
     final = [s for s in pod_node.pods.reports[KEY] if s is not None][-1]
     terminated = final.container("app").state.terminated
@@ -116,6 +122,7 @@ async def test_a_container_that_ignores_sigterm_is_killed_after_the_grace_period
     await manager.put(pod_node.pod("app", [{"name": "app", "command": ["sh", "-c", script]}],
                                    terminationGracePeriodSeconds=5))  # fmt: skip
     await pod_node.pods.wait_for(KEY, lambda s: s.phase == "Running", "Running")
+    await _started(manager)  # the trap is set
     await manager.delete(KEY)
     final = [s for s in pod_node.pods.reports[KEY] if s is not None][-1]
     terminated = final.container("app").state.terminated

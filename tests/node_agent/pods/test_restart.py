@@ -4,6 +4,7 @@ adds, changes and removes pods to match what the caller wants."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 from node_agent.pods import PodmanRuntime
@@ -31,7 +32,8 @@ async def test_a_restarted_agent_brings_the_same_pods_back_from_disk(pod_node: P
         assert after == before  # the container kept running while the agent was down, and was adopted
     else:
         assert after != before  # a process dies with its agent and is started again
-    assert [line async for line in restarted.logs("default/app")][-1:] == [b"up\n"]
+    async with contextlib.aclosing(restarted.logs("default/app", follow=True)) as lines:
+        assert await anext(lines) == b"up\n"
 
 
 async def test_apply_adds_updates_and_deletes_to_match_the_desired_set(pod_node: PodNode) -> None:

@@ -43,6 +43,7 @@ bench: $(STAMP) tools
 	$(BIN)/python bench/modbus_poll.py
 	$(BIN)/python bench/opcua_poll.py
 	$(BIN)/python bench/apiserver.py
+	$(BIN)/python bench/pods.py
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache .ruff_cache .mypy_cache

@@ -95,7 +95,7 @@ class PodManager:
                 if self.runtime.survives_agent:
                     await self.runtime.remove_others({bound.pod.metadata.uid for bound in stored})
                 for bound in stored:
-                    await self._start(bound)
+                    await self._start(bound, adopt=True)
             self.ready.set()
             await asyncio.Event().wait()
         finally:
@@ -200,7 +200,7 @@ class PodManager:
             except Exception:  # a listener's bug must not stop the pods
                 log.exception("the pod status listener failed for %s", key)
 
-    async def _start(self, bound: BoundPod) -> None:
+    async def _start(self, bound: BoundPod, *, adopt: bool = False) -> None:
         key, uid = bound.pod.key, bound.pod.metadata.uid
         try:
             reasons = self.runtime.unsupported(bound.pod)
@@ -228,7 +228,7 @@ class PodManager:
             on_status=lambda status: self._report(key, uid, status),
         )
         self._supervisors[key] = supervisor
-        await supervisor.start()
+        await supervisor.start(adopt=adopt)
 
     async def _stop(
         self, key: str, supervisor: PodSupervisor, *, grace: float | None = None, report_gone: bool

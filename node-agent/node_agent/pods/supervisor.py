@@ -110,9 +110,12 @@ class PodSupervisor:
 
         return launch
 
-    async def start(self) -> None:
-        """Adopt instances left running, then start every container's worker."""
-        adopted: dict[str, ContainerInstance] = await self._runtime.adopt(self.bound.pod, self.hashes)
+    async def start(self, *, adopt: bool = False) -> None:
+        """Start every container's worker; with ``adopt``, first take over instances left from
+        before the agent restarted (only a pod restored from disk can have any)."""
+        adopted: dict[str, ContainerInstance] = {}
+        if adopt:
+            adopted = await self._runtime.adopt(self.bound.pod, self.hashes)
         starts = [instance.started_at for instance in adopted.values()]
         self._start_time = min(starts) if starts else self._clock.now()
         for name, worker in self.workers.items():

@@ -76,6 +76,12 @@ def podman_base(settings: PodmanSettings) -> list[str]:
     return ["podman", *PODMAN_FLAGS, "--root", str(settings.root), "--runroot", str(settings.runroot)]
 
 
+def remove_all(podman: PodmanSettings) -> None:
+    subprocess.run(
+        [*podman_base(podman), "rm", "--all", "--force", "--time", "0"], capture_output=True, check=False
+    )
+
+
 def pod(name: str) -> BoundPod:
     container = {"name": "app", "image": IMAGE, "command": ["sleep", "100000"]}
     spec = {"containers": [container], "terminationGracePeriodSeconds": 0}
@@ -167,9 +173,7 @@ async def baseline(runtime: str, podman: PodmanSettings | None, count: int) -> l
             await proc.wait()
             times.append(time.perf_counter() - start)
     if runtime == "podman" and podman is not None:
-        subprocess.run(
-            [*podman_base(podman), "rm", "--all", "--force", "--time", "0"], capture_output=True, check=False
-        )
+        await asyncio.to_thread(remove_all, podman)
     return times
 
 
@@ -254,11 +258,7 @@ async def main_async(args: argparse.Namespace) -> None:
         print(table(["runtime", "pods running", "agent RSS MB"], rss_rows))
         print(f"load average {os.getloadavg()[0]:.2f} at the end")
         if podman is not None:
-            subprocess.run(
-                [*podman_base(podman), "rm", "--all", "--force", "--time", "0"],
-                capture_output=True,
-                check=False,
-            )
+            await asyncio.to_thread(remove_all, podman)
 
 
 def main() -> None:

@@ -89,6 +89,8 @@ class PodManager:
     async def run(self) -> None:
         """Bring back the stored pods, then serve until cancelled; on the way out stop the pods
         (``process``) or leave them running to be adopted (``podman``)."""
+        # Pod folders hold Secrets' files: the agent's user only.
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             async with self._lock:
                 stored = self.store.load()
@@ -97,7 +99,7 @@ class PodManager:
                 for bound in stored:
                     await self._start(bound, adopt=True)
             self.ready.set()
-            await asyncio.Event().wait()
+            await asyncio.Event().wait()  # serve: the work happens in put/apply/delete and the pods' tasks
         finally:
             self.ready.clear()
             supervisors = list(self._supervisors.values())

@@ -122,9 +122,11 @@ class PodmanInstance:
         return self._instance
 
     async def _conmon_exit(self) -> None:
+        if self._conmon <= 0:
+            return  # found exited (adopted after the agent restarted)
         try:
             fd = os.pidfd_open(self._conmon)
-        except (ProcessLookupError, ValueError):
+        except OSError:  # conmon is gone already: the container has exited
             return
         loop = asyncio.get_running_loop()
         gone = asyncio.Event()
@@ -312,11 +314,13 @@ class PodmanRuntime:
                 continue
             details = await self.inspect(name)
             state = details.get("State", {})
+            # An exited container's recorded conmon pid may belong to another process by now.
+            conmon = int(state.get("ConmonPid") or 0) if state.get("Status") == "running" else 0
             instance = PodmanInstance(
                 self,
                 name,
                 details.get("Id", ""),
-                int(state.get("ConmonPid") or 0),
+                conmon,
                 int(labels.get(LABEL_INSTANCE, "0")),
                 _parse_time(state.get("StartedAt", "")),
                 details.get("Image", ""),

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+from pathlib import Path
+from typing import Any
 
 from node_agent.pods import PodmanRuntime
 from tests.fixtures.pods import PodNode
@@ -88,3 +90,27 @@ async def test_podman_containers_of_pods_deleted_while_the_agent_was_down_are_re
         "ps", "--all", "--quiet", "--filter", f"label=io.edgetwin.node={podman_node.node}"
     )
     assert out.strip() == b""
+
+
+async def test_a_podman_container_that_ended_while_the_agent_was_down_is_reported_as_ended(
+    podman_node: PodNode, tmp_path: Path
+) -> None:
+    manager = await podman_node.start()
+    containers: list[dict[str, Any]] = [{"name": "app"}]
+    volumes: list[dict[str, Any]] = []
+    ctl = podman_node.control_dir(tmp_path / "ctl", containers, volumes)
+    containers[0]["command"] = ["sh", "-c", f"while [ ! -f {ctl}/exit ]; do sleep 0.02; done; exit 5"]
+    await manager.put(podman_node.pod("app", containers, volumes=volumes, restartPolicy="Never"))
+    running = await podman_node.pods.wait_for("default/app", lambda s: s.phase == "Running", "Running")
+    await podman_node.stop(manager)
+    (tmp_path / "ctl" / "exit").touch()
+    assert podman_node.image is not None
+    runtime = PodmanRuntime(podman_node.node, podman_node.data_dir / "probe", podman_node.image.podman)
+    container_id = (running.container("app").container_id or "").removeprefix("podman://")
+    code, out, _ = await runtime.podman("wait", container_id)
+    assert (code, out.strip()) == (0, b"5")
+    await podman_node.start()
+    status = await podman_node.pods.wait_for("default/app", lambda s: s.phase == "Failed", "Failed")
+    terminated = status.container("app").state.terminated
+    assert terminated is not None and terminated.exit_code == 5
+    assert terminated.container_id == running.container("app").container_id

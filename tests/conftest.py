@@ -8,6 +8,7 @@ pytest_plugins = [
     "tests.fixtures.logs",
     "tests.fixtures.modbus",
     "tests.fixtures.opcua",
+    "tests.fixtures.pods",
     "tests.fixtures.twin",
     # after twin, which it builds on (a fixture module imported before its turn is not rewritten)
     "tests.fixtures.dmi",

@@ -1,9 +1,11 @@
-"""The gateway host: one edge node's store, twin service and in-process mappers under one TaskGroup.
+"""The gateway host: one edge node's store, twin service, in-process mappers and cloud link under
+one TaskGroup.
 
 ``edgetwin node`` and ``edgetwin up`` both run a ``Gateway``; this is the one place where a node's
 pieces are started, supervised (``node_agent.supervision``) and stopped. The twin store is opened
 first and closed last, so whatever way the gateway stops (Ctrl-C, SIGTERM, a piece that failed
-for good) the reported values it holds are flushed to disk.
+for good) the reported values it holds are flushed to disk. The twin serves from its store before
+any other piece starts: a node with its cloud unreachable serves its devices at once.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from pathlib import Path
 
 from edgemqtt.client import BrokerAddress
 from mappers import MapperRunner, Registry, RunnerSettings
+from node_agent.cloud_link import CloudLink, CloudSettings
+from node_agent.metrics import NodeMetrics
 from node_agent.supervision import PieceFailed, RestartPolicy, supervise
+from twin.errors import PermanentError
 from twin.manifests import Manifests
 from twin.service import TwinService
 from twin.store import TwinStore
 
-__all__ = ["Gateway", "GatewaySettings", "Piece"]
+__all__ = ["Gateway", "GatewaySettings", "InvalidGatewaySettings", "Piece"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,27 @@ class GatewaySettings:
     legacy_topics: bool = True
     flush_interval: float = 0.5
     runner: RunnerSettings = field(default_factory=RunnerSettings)
+    #: The cloud to join; the node then receives its devices from it (no ``manifests``).
+    cloud: CloudSettings | None = None
+    #: Serve Prometheus metrics on this port (``None``: not at all).
+    metrics_port: int | None = None
+    metrics_refresh: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.cloud is not None and self.manifests is not None:
+            raise InvalidGatewaySettings(
+                "a node joined to a cloud receives its devices from it: give either --cloud or --devices, "
+                "not both"
+            )
+
+
+class InvalidGatewaySettings(PermanentError):
+    """Settings a gateway cannot run with."""
+
+
+#: The cloud link is restarted whatever happens: the node serves locally without it, and a link that
+#: keeps failing is backed off to a minute between attempts rather than stopping the node.
+LINK_POLICY = RestartPolicy(max_restarts=None, delays=(1.0, 5.0, 10.0, 30.0, 60.0))
 
 
 class Gateway:
@@ -54,6 +80,8 @@ class Gateway:
         self.ready = asyncio.Event()
         self.service: TwinService | None = None
         self.mappers: MapperRunner | None = None
+        self.link: CloudLink | None = None
+        self.metrics = NodeMetrics(settings.node)
 
     async def run(self) -> None:
         settings = self.settings
@@ -80,7 +108,22 @@ class Gateway:
                 settings=settings.runner,
             )
             pieces.append(("the mapper runner", self.mappers.run, RestartPolicy()))
+        if settings.cloud is not None:
+            self.link = CloudLink(service, settings.cloud, settings.data_dir, self.metrics)
+            pieces.append(("the cloud link", self.link.run, LINK_POLICY))
+        if settings.metrics_port is not None:
+            # A port it cannot have stops the node at once, with the reason.
+            pieces.append(
+                ("the metrics server", lambda: self._serve_metrics(service), RestartPolicy(restart=False))
+            )
         return pieces
+
+    async def _serve_metrics(self, service: TwinService) -> None:
+        assert self.settings.metrics_port is not None
+        self.metrics.serve(self.settings.metrics_port)
+        while True:
+            self.metrics.refresh(service)
+            await asyncio.sleep(self.settings.metrics_refresh)
 
     async def _run_pieces(self, service: TwinService) -> None:
         try:

@@ -2,12 +2,20 @@
 
 The cloud link (``CloudLink``) is the edge end of docs/cloud-link.md, with its durable outbox; the
 pod runtime and the DMI server join the same host as they are built (DESIGN.md §6, §9).
+``CloudLink`` and ``NodeMetrics`` load on first use: a node's twin serves before they are needed.
 """
 
-from node_agent.cloud_link import CloudLink, CloudSettings
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from node_agent.gateway import Gateway, GatewaySettings, InvalidGatewaySettings
-from node_agent.metrics import NodeMetrics
+from node_agent.settings import CloudSettings
 from node_agent.supervision import PieceFailed, RestartPolicy, supervise
+
+if TYPE_CHECKING:
+    from node_agent.cloud_link import CloudLink
+    from node_agent.metrics import NodeMetrics
 
 __all__ = [
     "CloudLink",
@@ -20,3 +28,15 @@ __all__ = [
     "RestartPolicy",
     "supervise",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CloudLink":
+        from node_agent.cloud_link import CloudLink
+
+        return CloudLink
+    if name == "NodeMetrics":
+        from node_agent.metrics import NodeMetrics
+
+        return NodeMetrics
+    raise AttributeError(f"module 'node_agent' has no attribute {name!r}")

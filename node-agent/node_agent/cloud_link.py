@@ -15,16 +15,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from edgemqtt.client import BrokerAddress, Message, MqttClient, Will
+from edgemqtt.client import Message, MqttClient, Will
 from edgemqtt.errors import MqttError
 from node_agent import node_status
 from node_agent.metrics import NodeMetrics
 from node_agent.outbox import Outbox
+from node_agent.settings import CloudSettings
 from node_agent.uplink import Uplink
 from twin.engine import DeviceSchema, Version
 from twin.errors import EdgetwinError, PermanentError
@@ -52,24 +53,6 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class CloudSettings:
-    """How a node reaches its cloud; the defaults are docs/cloud-link.md's."""
-
-    #: The cloud broker; its user name and password are replaced by the node's.
-    broker: BrokerAddress
-    token: str = field(repr=False)
-    heartbeat: float = 10.0
-    #: Seconds after which what was sent and not acknowledged is sent again (and a hello with no sync).
-    resend: float = 10.0
-    #: Seconds between logins the broker refused (a wrong token): a person must fix something first.
-    refused_delay: float = 60.0
-    reconnect_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0)
-
-    def login(self, node: str) -> BrokerAddress:
-        return self.broker.with_credentials(node, node_password(self.token, node))
-
-
-@dataclass(frozen=True)
 class _SentHello:
     id: str
     held: dict[str, tuple[int, dict[str, Version]]]
@@ -85,7 +68,7 @@ class CloudLink:
         self.settings = settings
         self.metrics = metrics
         self.outbox = Outbox(data_dir)
-        self.outbox.load()
+        self._loaded = False
         self.uplink = Uplink(service, self.outbox, self._publish, resend=settings.resend, metrics=metrics)
         metrics.outbox_depth = self.uplink.depth
         service.add_observer(self.uplink.changed)
@@ -100,9 +83,13 @@ class CloudLink:
 
     async def run(self) -> None:
         settings, metrics = self.settings, self.metrics
+        if not self._loaded:
+            # Here rather than at construction: the twin answers its first requests before this.
+            self.outbox.load()
+            self._loaded = True
         will = Heartbeat(sent_at=now_ms(), online=False).model_dump_json().encode()
         client = MqttClient(
-            settings.login(self.node),
+            settings.broker.with_credentials(self.node, node_password(settings.token, self.node)),
             client_id=f"edgetwin-node-{self.node}",
             clean_session=False,
             on_message=self._queue.put_nowait,

@@ -15,16 +15,20 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgemqtt.client import BrokerAddress
 from mappers import MapperRunner, Registry, RunnerSettings
-from node_agent.cloud_link import CloudLink, CloudSettings
-from node_agent.metrics import NodeMetrics
+from node_agent.settings import CloudSettings
 from node_agent.supervision import PieceFailed, RestartPolicy, supervise
 from twin.errors import PermanentError
 from twin.manifests import Manifests
 from twin.service import TwinService
 from twin.store import TwinStore
+
+if TYPE_CHECKING:
+    from node_agent.cloud_link import CloudLink
+    from node_agent.metrics import NodeMetrics
 
 __all__ = ["Gateway", "GatewaySettings", "InvalidGatewaySettings", "Piece"]
 
@@ -81,7 +85,16 @@ class Gateway:
         self.service: TwinService | None = None
         self.mappers: MapperRunner | None = None
         self.link: CloudLink | None = None
-        self.metrics = NodeMetrics(settings.node)
+        self._metrics: NodeMetrics | None = None
+
+    @property
+    def metrics(self) -> NodeMetrics:
+        """The node's metrics (made on first use: the link and the metrics server share them)."""
+        if self._metrics is None:
+            from node_agent.metrics import NodeMetrics  # not before the twin serves (start-up time)
+
+            self._metrics = NodeMetrics(self.settings.node)
+        return self._metrics
 
     async def run(self) -> None:
         settings = self.settings
@@ -109,14 +122,22 @@ class Gateway:
             )
             pieces.append(("the mapper runner", self.mappers.run, RestartPolicy()))
         if settings.cloud is not None:
-            self.link = CloudLink(service, settings.cloud, settings.data_dir, self.metrics)
-            pieces.append(("the cloud link", self.link.run, LINK_POLICY))
+            pieces.append(("the cloud link", lambda: self._run_link(service), LINK_POLICY))
         if settings.metrics_port is not None:
             # A port it cannot have stops the node at once, with the reason.
             pieces.append(
                 ("the metrics server", lambda: self._serve_metrics(service), RestartPolicy(restart=False))
             )
         return pieces
+
+    async def _run_link(self, service: TwinService) -> None:
+        if self.link is None:
+            # Imported here, once the twin is serving: a node serves its devices before its link loads.
+            from node_agent.cloud_link import CloudLink
+
+            assert self.settings.cloud is not None
+            self.link = CloudLink(service, self.settings.cloud, self.settings.data_dir, self.metrics)
+        await self.link.run()
 
     async def _serve_metrics(self, service: TwinService) -> None:
         assert self.settings.metrics_port is not None

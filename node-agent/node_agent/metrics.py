@@ -13,13 +13,14 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from node_agent.outbox import cloud_state
 from twin.service import TwinService
 
 __all__ = ["NodeMetrics"]
 
 log = logging.getLogger(__name__)
 
-_STATES = ("online", "offline", "ok", "unknown", "unhealthy", "disconnected")
+_STATES = ("online", "offline", "unknown", "unhealthy")
 
 
 class NodeMetrics:
@@ -62,19 +63,26 @@ class NodeMetrics:
             "Values owed to the cloud (reported, observed desired, state, edge-set desired)",
             registry=r,
         )
-        self.devices = Gauge("edgetwin_node_devices", "The node's devices by state", ["state"], registry=r)
+        self.devices = Gauge(
+            "edgetwin_node_devices",
+            "The node's devices by state (as the CRD spells it)",
+            ["state"],
+            registry=r,
+        )
         #: Set by the cloud link: how much its outbox holds, as ``(devices, values)``.
         self.outbox_depth: Callable[[], tuple[int, int]] | None = None
 
-    def serve(self, port: int, host: str = "") -> None:
+    def serve(self, port: int, host: str = "0.0.0.0") -> None:
         """Serve ``/metrics`` on ``port`` (all interfaces by default) from a thread of its own."""
         start_http_server(port, addr=host, registry=self.registry)
-        log.info("metrics of node %s on http://%s:%d/metrics", self.node, host or "0.0.0.0", port)
+        log.info("metrics of node %s on http://%s:%d/metrics", self.node, host, port)
 
     def refresh(self, service: TwinService) -> None:
         """Set the gauges that look at every device; call from the event loop."""
         states = Tally(
-            twin.state for device_id, twin in service.twins.items() if device_id in service.devices
+            cloud_state(twin.state)
+            for device_id, twin in service.twins.items()
+            if device_id in service.devices
         )
         for state in {*_STATES, *states}:
             self.devices.labels(state).set(states.get(state, 0))

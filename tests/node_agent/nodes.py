@@ -36,6 +36,7 @@ async def joined_node(
     *,
     mappers: Sequence[str] | None = None,
     settings: CloudSettings | None = None,
+    metrics_port: int | None = None,
 ) -> AsyncIterator[Gateway]:
     """A running gateway of node ``NODE`` joined to ``cloud``; stopped (and flushed) on exit."""
     gateway = Gateway(
@@ -47,6 +48,8 @@ async def joined_node(
             flush_interval=0.05,
             runner=FAST,
             cloud=settings or cloud_settings(cloud),
+            metrics_port=metrics_port,
+            metrics_refresh=0.1,
         ),
         registry=Registry(plugins={"virtual": VirtualMapper}),
     )

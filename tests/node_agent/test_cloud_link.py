@@ -113,6 +113,11 @@ async def test_device_changes_reconfigure_the_device_and_its_mapper_and_a_delete
         runner, service = node.mappers, node.service
         await node.link.synced_once.wait()
         await until(lambda: "default/t1" in runner.workers)
+        # The mapper reads the (simulated) device; its value goes up to the cloud.
+        await peer.wait_for(
+            "report", lambda r: "default/t1" in r.devices and "temp" in r.devices["default/t1"].twins
+        )
+        assert peer.reported("default/t1", "temp")[-1] == "20.5"
         # A new generation (the cloud dropped a property) and a new desired value, in one change.
         changed = thermo("t1", generation=2)
         changed = changed.model_copy(

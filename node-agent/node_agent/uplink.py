@@ -11,6 +11,9 @@ sends what each owes beyond the outbox's marks (``node_agent.outbox``), in its l
 * what was sent and not acknowledged goes again after ``resend`` seconds, and everything owed goes
   again after a reconnect (``link_up``): in-flight messages of an older connection are not waited for;
 * a ``down/ack`` moves the outbox's marks by exactly what the acknowledged message carried.
+
+Devices that fall due within ``BATCH_WINDOW`` of each other go in one message: a thousand devices
+reporting once a second each make a few dozen messages a second, not a thousand.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ log = logging.getLogger(__name__)
 DEVICES_PER_MESSAGE = 100
 #: Messages whose ack is still awaited; older ones are forgotten (what they carried is sent again).
 MAX_UNACKED = 10_000
+#: Seconds the sender waits, once something is due, for more to fall due and go in the same message.
+BATCH_WINDOW = 0.05
 
 Kind = Literal["report", "desired"]
 
@@ -140,6 +145,7 @@ class Uplink:
                     pass
             self._wake.clear()
             if self._up:
+                await asyncio.sleep(BATCH_WINDOW)
                 self._send_due(loop.time())
 
     def _send_due(self, now: float) -> None:

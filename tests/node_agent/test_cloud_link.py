@@ -13,17 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from edgemqtt.broker import embedded_broker
+from edgemqtt.broker import embedded_broker, password_entry
 from edgemqtt.client import BrokerAddress
 from mappers.virtual.device import forget_all, simulated
-from tests.fixtures.brokers import Mosquitto
+from tests.fixtures.brokers import Mosquitto, SecureFiles
 from tests.mappers.harness import until
 from tests.node_agent.cloud_peer import NODE, CloudPeer, thermo, thermo_model
-from tests.node_agent.nodes import joined_node
+from tests.node_agent.nodes import TOKEN, joined_node
 from twin.client import TwinClient
 from twin.engine import Version
 from twin.errors import UnknownDevice
-from twin.link import Hello, Sync
+from twin.link import Hello, Sync, node_password
 
 MODEL = thermo_model()
 
@@ -194,3 +194,26 @@ async def test_a_device_the_twin_cannot_serve_is_refused_by_name_and_the_others_
     assert "the cloud assigned device default/bad, which cannot be served" in logged
     assert "has no property 'x'" in logged
     assert "default/good: the cloud sent a desired value the twin refuses" in logged
+
+
+async def test_the_node_joins_a_cloud_broker_over_tls_with_the_password_its_token_makes(
+    embedded_mqtt: BrokerAddress, secure_files: SecureFiles, tmp_path: Path
+) -> None:
+    passwords = tmp_path / "passwords"
+    passwords.write_text(
+        password_entry(NODE, node_password(TOKEN, NODE))
+        + "\n"
+        + password_entry("edgetwin-cloud", "cloud")
+        + "\n"
+    )
+    tls = secure_files.tls
+    async with embedded_broker(
+        "127.0.0.1", 0, password_file=passwords, tls_cert=tls.server_cert, tls_key=tls.server_key
+    ) as secure:
+        cloud = secure.with_tls_files(tls.ca)
+        peer = CloudPeer(cloud.with_credentials("edgetwin-cloud", "cloud"))
+        peer.assign(thermo("t1"), MODEL)
+        async with peer.running(), joined_node(embedded_mqtt, cloud, tmp_path / "node") as node:
+            assert node.link is not None and node.service is not None
+            await node.link.synced_once.wait()
+            assert set(node.service.devices) == {"default/t1"}

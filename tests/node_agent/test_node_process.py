@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edgemqtt.broker import password_entry
-from tests.fixtures.brokers import Mosquitto, mosquitto_binary
+from tests.fixtures.brokers import Mosquitto, SecureFiles, mosquitto_binary
 from tests.fixtures.processes import run_cli, service
 from tests.node_agent.cloud_peer import CloudPeer, thermo, thermo_model
 from tests.node_agent.nodes import TOKEN
@@ -182,3 +182,17 @@ def test_the_token_may_come_from_a_file_or_the_environment(
     assert from_env is not None and from_env.token == "from-the-environment"
     assert given is not None and given.token == "given"
     assert "from-the" not in repr(from_env)  # never printed
+
+
+def test_the_cloud_has_tls_files_of_its_own(secure_files: SecureFiles) -> None:
+    from edgetwin.cli import build_parser
+    from edgetwin.commands._broker import broker_address
+    from edgetwin.commands.node import cloud_settings
+
+    ca = secure_files.tls.ca
+    args = build_parser().parse_args(
+        ["node", "n1", "--cloud", "mqtts://127.0.0.1:8883", "--token", "t", "--cloud-tls-ca", str(ca)]
+    )
+    cloud = cloud_settings(args)
+    assert cloud is not None and cloud.broker.tls and cloud.broker.ca_file == ca
+    assert broker_address(args).ca_file is None  # the local broker's are --tls-*

@@ -55,8 +55,10 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class _SentHello:
     id: str
-    held: dict[str, tuple[int, dict[str, Version]]]
+    #: Per device: generation and desired values' pairs, as announced.
+    held: dict[str, tuple[int, dict[str, tuple[int, int]]]]
     at: float
+    connection: int
 
 
 class CloudLink:
@@ -75,6 +77,7 @@ class CloudLink:
         self._client: MqttClient | None = None
         self._queue: asyncio.Queue[Message] = asyncio.Queue()
         self._hello: _SentHello | None = None
+        self._connections = 0
         self._connected = asyncio.Event()
         self._synced = asyncio.Event()
         self._beat_now = asyncio.Event()
@@ -130,6 +133,7 @@ class CloudLink:
             self.settings.broker.url,
             session_present,
         )
+        self._connections += 1
         self.uplink.link_down()
         self._synced.clear()
         self._connected.set()
@@ -159,17 +163,19 @@ class CloudLink:
                     log.info("cloud link: no sync for the hello; saying hello again")
 
     def _send_hello(self) -> bool:
-        held = self.service.held()
-        hello = _SentHello(uuid.uuid4().hex, held, asyncio.get_running_loop().time())
+        held = {
+            device_id: (generation, {n: (v.cloud, v.edge) for n, v in versions.items()})
+            for device_id, (generation, versions) in self.service.held().items()
+        }
+        loop_time = asyncio.get_running_loop().time()
+        hello = _SentHello(uuid.uuid4().hex, held, loop_time, self._connections)
         body = Hello(
             node=self.node,
             id=hello.id,
             sent_at=now_ms(),
             devices={
-                device_id: HeldDevice(
-                    generation=generation, desired={n: (v.cloud, v.edge) for n, v in versions.items()}
-                )
-                for device_id, (generation, versions) in held.items()
+                device_id: HeldDevice(generation=generation, desired=desired)
+                for device_id, (generation, desired) in held.items()
             },
         )
         if not self._publish(up_topic(self.node, "hello"), body.model_dump_json().encode()):
@@ -252,13 +258,15 @@ class CloudLink:
         for device_id in removed:
             self.uplink.forget(device_id)
         listed = {a.device.id for a in sync.devices}
-        for device_id, (_, versions) in hello.held.items():
+        for device_id, (_, pairs) in hello.held.items():
             if device_id not in listed and device_id in self.service.devices:
                 # Not listed: the cloud holds what the hello announced.
-                self.outbox.cloud_holds(device_id, {n: (v.cloud, v.edge) for n, v in versions.items()})
+                self.outbox.cloud_holds(device_id, pairs)
         for assignment in assigned:
             self.outbox.cloud_holds(assignment.device.id, _pairs(assignment))
         self.outbox.keep_only(set(self.service.devices))
+        if self._hello is not hello or self._connections != hello.connection:
+            return  # a new connection came while this was applied: its own hello and sync follow
         self.metrics.sync_seconds.observe(asyncio.get_running_loop().time() - hello.at)
         log.info(
             "cloud link: node=%s synced devices=%d changed=%d removed=%d",

@@ -35,8 +35,9 @@ installed but Python; production gateways can use mosquitto, and the tests run e
 behaviour against both.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from edgemqtt.address import BrokerAddress
-from edgemqtt.broker import BrokerLimits, EmbeddedBroker, embedded_broker, hash_password, password_entry
 from edgemqtt.client import Message, MessageHandler, MqttClient
 from edgemqtt.connection import Will
 from edgemqtt.errors import (
@@ -52,6 +53,9 @@ from edgemqtt.errors import (
     SubscriptionRefused,
     TlsRefused,
 )
+
+if TYPE_CHECKING:
+    from edgemqtt.broker import BrokerLimits, EmbeddedBroker, embedded_broker, hash_password, password_entry
 
 __all__ = [
     "BadUsernameOrPassword",
@@ -76,3 +80,15 @@ __all__ = [
     "hash_password",
     "password_entry",
 ]
+
+_BROKER_NAMES = ("BrokerLimits", "EmbeddedBroker", "embedded_broker", "hash_password", "password_entry")
+
+
+def __getattr__(name: str) -> Any:
+    # The broker loads on first use: every client imports this package, and a node's start-up
+    # should not pay for a broker it does not run.
+    if name in _BROKER_NAMES:
+        from edgemqtt import broker
+
+        return getattr(broker, name)
+    raise AttributeError(f"module 'edgemqtt' has no attribute {name!r}")

@@ -14,6 +14,9 @@ package docstring says why it is hand-written):
   resend them when it reconnects with a persistent session, and with a lost one they would else be
   lost. Messages published while away (up to ``max_queued``) follow them, so a service survives a
   broker restart without losing what it published at QoS 1;
+* ``on_connect`` is called after every connection is established (the first and each reconnect),
+  once subscriptions and unacknowledged messages are on their way, with CONNACK's session-present
+  flag: a service that must announce itself on every connection (a cloud link's hello) hooks in here;
 * a refusal that a retry will not change (CONNACK 4 bad user name or password, 5 not authorised, a
   TLS certificate that is not trusted, SUBACK 0x80) is a permanent error: ``connect()`` and
   ``subscribe()`` raise it at once; while reconnecting it is logged once, as an error naming the
@@ -29,7 +32,7 @@ import logging
 import os
 import ssl
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Self
 
@@ -78,6 +81,7 @@ class MqttClient:
 
     Use as ``async with MqttClient(address, on_message=handler) as client``. ``handler`` is called
     in the loop for every message, in arrival order; it must not block (put work on a queue).
+    ``on_connect(session_present)`` likewise, after each connection is established.
     """
 
     def __init__(
@@ -93,12 +97,14 @@ class MqttClient:
         will: Will | None = None,
         refused_delay: float = REFUSED_DELAY,
         max_packet: int = MAX_PACKET,
+        on_connect: Callable[[bool], None] | None = None,
     ) -> None:
         self.address = BrokerAddress.parse(address) if isinstance(address, str) else address
         self.client_id = client_id or f"edgetwin-{os.getpid()}-{next(_ids)}"
         self.will = will
         self.refused_delay = refused_delay
         self._on_message = on_message
+        self._on_connect = on_connect
         self._keepalive = keepalive
         self._delays = tuple(reconnect_delays) or (1.0,)
         self._clean_session = clean_session
@@ -203,6 +209,12 @@ class MqttClient:
         for packet_id, (topic, payload, retain, sent) in list(self._inflight.items()):
             self._write(publish_packet(topic, payload, 1, packet_id, retain, dup=sent))
             self._inflight[packet_id] = (topic, payload, retain, True)
+        if self._on_connect is not None:
+            try:
+                self._on_connect(self.session_present)
+            except Exception:
+                # A hook's bug must not cost the connection (nor make it look refused).
+                log.exception("connect hook failed after connecting to %s", self.address.url)
 
     async def close(self) -> None:
         self._closing = True

@@ -15,7 +15,7 @@ import ssl
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from edgemqtt.address import BrokerAddress
 from edgemqtt.errors import (
@@ -80,6 +80,8 @@ PacketHandler = Callable[[int, int, bytes], None]
 
 class SocketOptions(Protocol):
     def getsockopt(self, level: int, option: int, /) -> int: ...
+
+    def getsockname(self) -> Any: ...
 
 
 class Framing(asyncio.Protocol):

@@ -26,7 +26,8 @@ __all__ = ["build_parser", "main"]
 _COMMANDS = ("up", "node", "broker", "twin", "mapper", "discover", "convert", "apiserver")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or with ``only`` just that command's (see ``main``)."""
     parser = argparse.ArgumentParser(
         prog="edgetwin",
         description="Device twins, protocol mappers and Kubernetes Device CRDs for edge gateways.",
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="DEBUG, INFO, WARNING or ERROR (env EDGETWIN_LOG_LEVEL; default INFO)",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in _COMMANDS:
+    for name in _COMMANDS if only is None else (only,):
         try:
             module = importlib.import_module(f"edgetwin.commands.{name}")
         except ModuleNotFoundError as exc:
@@ -48,8 +49,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_named(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` runs, when it is plain to see (``edgetwin [--log-level L] COMMAND ...``)."""
+    rest = list(argv)
+    if rest[:1] == ["--log-level"]:
+        rest = rest[2:]
+    elif rest and rest[0].startswith("--log-level="):
+        rest = rest[1:]
+    return rest[0] if rest and rest[0] in _COMMANDS else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    # Only the command being run is imported: a node that starts in a fraction of a second does not
+    # load the embedded API server, the broker and the converters first. Help and mistakes get all.
+    parser = build_parser(_command_named(argv))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=str(args.log_level).upper(),

@@ -95,18 +95,18 @@ class TwinProperty:
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> TwinProperty:
-        def value(raw: Any) -> TwinValue | None:
-            return TwinValue(str(raw[0]), int(raw[1])) if raw else None
-
-        versions = [int(v) for v in record.get("versions", [0, 0, 0, 0])]
+        # Written out by hand, no helper calls: a node with a thousand devices loads thousands of
+        # these at every start, before it answers its first request.
+        expected, actual = record.get("expected"), record.get("actual")
+        ec, ee, ac, ae = record.get("versions") or (0, 0, 0, 0)
         return cls(
-            expected=value(record.get("expected")),
-            actual=value(record.get("actual")),
+            expected=TwinValue(str(expected[0]), int(expected[1])) if expected else None,
+            actual=TwinValue(str(actual[0]), int(actual[1])) if actual else None,
             optional=bool(record.get("optional", False)),
             type=str(record.get("type", "string")),
             deleted=bool(record.get("deleted", False)),
-            expected_version=Version(versions[0], versions[1]),
-            actual_version=Version(versions[2], versions[3]),
+            expected_version=Version(int(ec), int(ee)),
+            actual_version=Version(int(ac), int(ae)),
             manifest_desired=str(record.get("manifest_desired", "")),
         )
 
@@ -132,15 +132,28 @@ class DeviceSchema:
     properties: Mapping[str, PropertySchema]
 
     @classmethod
-    def build(cls, device: Device, model: DeviceModel) -> DeviceSchema:
+    def build(
+        cls,
+        device: Device,
+        model: DeviceModel,
+        shared: dict[tuple[int, str], PropertySchema] | None = None,
+    ) -> DeviceSchema:
+        """``shared``: property schemas already built for ``model`` (the devices of one model share
+        them; a caller building many schemas at once passes the same dict to each call)."""
         schemas: dict[str, PropertySchema] = {}
         for prop in device.spec.properties:
-            model_prop = model.property(prop.name)
-            if model_prop is None:
-                raise UnknownProperty(
-                    f"Device {device.id}: DeviceModel {model.key} has no property {prop.name!r}"
-                )
-            schemas[prop.name] = PropertySchema.from_model(model_prop, model=model)
+            key = (id(model), prop.name)
+            schema = shared.get(key) if shared is not None else None
+            if schema is None:
+                model_prop = model.property(prop.name)
+                if model_prop is None:
+                    raise UnknownProperty(
+                        f"Device {device.id}: DeviceModel {model.key} has no property {prop.name!r}"
+                    )
+                schema = PropertySchema.from_model(model_prop, model=model)
+                if shared is not None:
+                    shared[key] = schema
+            schemas[prop.name] = schema
         return cls(device.id, schemas)
 
     def get(self, name: str) -> PropertySchema:
@@ -200,10 +213,16 @@ class DeviceTwin:
         for name, prop in wanted.items():
             type_name = schema.properties[name].type.wire_name
             last = self.properties.get(name)
+            desired = prop.desired.value if prop.desired is not None and manifest_desired else ""
+            if (
+                last is not None
+                and last.type == type_name
+                and (not desired or desired == last.manifest_desired)
+            ):
+                continue  # unchanged (the common case at every start): no copy
             current = last.clone() if last is not None else TwinProperty(type=type_name)
             modified = last is None or current.type != type_name
             current.type = type_name
-            desired = prop.desired.value if prop.desired is not None and manifest_desired else ""
             if desired and desired != current.manifest_desired:
                 current.expected = TwinValue(desired, now)
                 current.expected_version.cloud += 1

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from twin.errors import InvalidManifest
@@ -76,6 +75,8 @@ def _yaml_files(paths: Iterable[Path]) -> Iterator[Path]:
 def load_manifests(paths: Iterable[Path | str]) -> Manifests:
     """Load every Device and DeviceModel under ``paths``; raise ``InvalidManifest`` on the first bad one."""
     result = Manifests()
+    import yaml  # only here: a node serving from its store never reads YAML (start-up time)
+
     for file in _yaml_files(Path(p) for p in paths):
         try:
             docs = list(yaml.safe_load_all(file.read_text(encoding="utf-8")))

@@ -18,6 +18,7 @@ from twin.errors import PermanentError, UnknownDevice, VersionConflict
 from twin.manifests import Manifests, check_consistency
 from twin.models import Device, DeviceModel
 from twin.store import TwinStore
+from twin.values import PropertySchema
 from twin.wire import now_ms
 
 __all__ = ["Assigned", "Assignment", "NodeDevices", "Redefined"]
@@ -99,7 +100,8 @@ class NodeDevices:
             log.info(
                 "device %s belongs to node %s, not %s", device_id, devices[device_id].spec.nodeName, self.node
             )
-        schemas = {i: DeviceSchema.build(d, models[d.model_key]) for i, d in mine.items()}
+        shared: dict[tuple[int, str], PropertySchema] = {}
+        schemas = {i: DeviceSchema.build(d, models[d.model_key], shared) for i, d in mine.items()}
         result = Redefined(
             added=[d for i, d in mine.items() if self.devices.get(i) != d],
             removed=[d for i, d in self.devices.items() if i not in mine],

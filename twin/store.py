@@ -130,7 +130,10 @@ def _read_definitions(file: Path) -> tuple[dict[str, DeviceModel], dict[str, Dev
     return models, devices
 
 
-def _read_twins(file: Path) -> list[tuple[int, DeviceTwin]]:
+def _read_twins(
+    file: Path, known: Mapping[str, tuple[int, DeviceTwin]] | None = None
+) -> list[tuple[int, DeviceTwin]]:
+    """The records of ``file``; with ``known``, only those newer than the ones known already."""
     twins = []
     for row in _rows(file):
         device_id, seq = row.get("device_id"), row.get("seq", 0)
@@ -138,6 +141,8 @@ def _read_twins(file: Path) -> list[tuple[int, DeviceTwin]]:
             raise StoreCorrupt(f"{file}: a record without a device_id")
         if not isinstance(seq, int) or isinstance(seq, bool):
             raise StoreCorrupt(f"{file}: record of {device_id} has a seq that is not a number")
+        if known is not None and device_id in known and known[device_id][0] >= seq:
+            continue  # superseded: building it would only cost start-up time
         try:
             twins.append((seq, DeviceTwin.from_record(row)))
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
@@ -207,12 +212,16 @@ class TwinStore:
             except StoreCorrupt as exc:
                 self._quarantine(definitions, exc)
         newest: dict[str, tuple[int, DeviceTwin]] = {}
-        files = sorted(self._twins_dir.glob("*.json")) if self._twins_dir.exists() else []
-        if self._reported_file.exists():
-            files.append(self._reported_file)
+        # reported.json first: it holds the newest record of every twin written behind since its
+        # last durable write, so the older records in twins/ are skipped rather than built.
+        files = [self._reported_file] if self._reported_file.exists() else []
+        if self._twins_dir.exists():
+            # Names, not Paths, are sorted: comparing a thousand Paths costs more than reading them.
+            names = sorted(e.name for e in os.scandir(self._twins_dir) if e.name.endswith(".json"))
+            files += [self._twins_dir / name for name in names if not name.startswith(".")]
         for file in files:
             try:
-                twins = _read_twins(file)
+                twins = _read_twins(file, newest)
             except StoreCorrupt as exc:
                 self._quarantine(file, exc)
                 continue

@@ -1,19 +1,42 @@
-"""``edgetwin node NAME``: one edge node (its twin service, and mappers with ``--mappers``)."""
+"""``edgetwin node NAME``: one edge node (its twin service, mappers with ``--mappers``, the cloud link
+with ``--cloud``)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from edgetwin.commands._broker import add_broker_options, broker_address
 from edgetwin.commands._stop import run_until_stopped
 from edgetwin.settings import default_data_dir
-from node_agent import Gateway, GatewaySettings
+from node_agent import CloudSettings, Gateway, GatewaySettings, InvalidGatewaySettings
 from twin.manifests import load_manifests
+
+TOKEN_ENV = "EDGETWIN_TOKEN"
+
+DESCRIPTION = """\
+Run one edge node: the device twin on the local broker, and with --mappers the protocol mappers in
+the same process. With --cloud the node joins a cluster through its cloud broker: it receives its
+devices from cloud-sync (no --devices), sends reported values and device state up, and keeps
+serving locally, from its own store, while the cloud is unreachable."""
+
+EPILOG = """\
+examples:
+  edgetwin node edge-node-1 --devices crds/samples/ --mappers
+  edgetwin node edge-node-1 --broker mqtt://127.0.0.1:1883 --cloud mqtts://cloud.example:8883 \\
+      --token-file /etc/edgetwin/token --data-dir /var/lib/edgetwin --mappers --metrics-port 9464
+"""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("node", help="run the twin service of one edge node")
+    parser = subparsers.add_parser(
+        "node",
+        help="run one edge node: its twin service, mappers, and the link to its cloud",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("name", help="the node name (Device.spec.nodeName of its devices)")
     add_broker_options(parser)
     parser.add_argument(
@@ -24,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=Path,
         nargs="*",
         default=None,
-        help="Device/DeviceModel YAML files or folders (default: what the data dir already holds)",
+        help="Device/DeviceModel YAML files or folders (default: what the data dir already holds); "
+        "not with --cloud, which sends the node its devices",
     )
     parser.add_argument(
         "--no-legacy-topics",
@@ -46,10 +70,89 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="also serve KubeEdge's DMI on this Unix socket, for mappers built with KubeEdge's "
         "mapper-framework (KubeEdge's default: /etc/kubeedge/dmi.sock; a directory means DIR/dmi.sock)",
     )
+    cloud = parser.add_argument_group("cloud link (docs/cloud-link.md)")
+    add_broker_options(
+        cloud,
+        name="cloud",
+        help="the cluster's cloud broker to join, mqtt://HOST:PORT or mqtts://HOST:PORT; the node logs in "
+        "as NAME with a password made from the join token",
+    )
+    cloud.add_argument(
+        "--token",
+        default=None,
+        help=f"the cluster's join token (`edgetwin cloud token`); or --token-file, or env {TOKEN_ENV}",
+    )
+    cloud.add_argument("--token-file", type=Path, metavar="FILE", help="read the join token from FILE")
+    cloud.add_argument(
+        "--heartbeat",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds between heartbeats to the cloud (default %(default)g)",
+    )
+    cloud.add_argument(
+        "--resend",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds after which what the cloud has not acknowledged is sent again (default %(default)g)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="N",
+        help="serve Prometheus metrics on http://0.0.0.0:N/metrics (default: none)",
+    )
     parser.set_defaults(run=run)
 
 
+def _token(args: argparse.Namespace) -> str:
+    if args.token is not None and args.token_file is not None:
+        raise InvalidGatewaySettings("give the join token once: --token or --token-file, not both")
+    if args.token_file is not None:
+        path: Path = args.token_file
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidGatewaySettings(f"cannot read the join token from {args.token_file}: {exc}") from exc
+        if not token:
+            raise InvalidGatewaySettings(f"the token file {args.token_file} is empty")
+        return token
+    token = str(args.token) if args.token is not None else os.environ.get(TOKEN_ENV, "")
+    if not token.strip():
+        raise InvalidGatewaySettings(
+            f"--cloud needs the cluster's join token: --token, --token-file or env {TOKEN_ENV} "
+            "(`edgetwin cloud token` prints one)"
+        )
+    return token.strip()
+
+
+def cloud_settings(args: argparse.Namespace) -> CloudSettings | None:
+    """The cloud link the options ask for, checked now so that a mistake is one line at start."""
+    if args.cloud is None:
+        if args.token is not None or args.token_file is not None:
+            raise InvalidGatewaySettings("--token and --token-file are for joining a cloud: add --cloud URL")
+        return None
+    if args.devices is not None:
+        raise InvalidGatewaySettings(
+            "a node joined to a cloud receives its devices from it: give either --cloud or --devices, "
+            "not both"
+        )
+    for option in ("heartbeat", "resend"):
+        if not getattr(args, option) > 0:
+            raise InvalidGatewaySettings(
+                f"--{option} must be a number of seconds above 0, not {getattr(args, option):g}"
+            )
+    address = broker_address(args, name="cloud")
+    address.ssl_context()  # unreadable TLS files are an error now, not a retry loop later
+    return CloudSettings(broker=address, token=_token(args), heartbeat=args.heartbeat, resend=args.resend)
+
+
 async def run(args: argparse.Namespace) -> int:
+    cloud = cloud_settings(args)
+    if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
+        raise InvalidGatewaySettings(f"--metrics-port must be a port number 1-65535, not {args.metrics_port}")
     data_dir = args.data_dir or default_data_dir() / "nodes" / args.name
     manifests = load_manifests(args.devices) if args.devices else None
     broker = broker_address(args)
@@ -62,6 +165,8 @@ async def run(args: argparse.Namespace) -> int:
             mappers=args.mappers,
             legacy_topics=not args.no_legacy_topics,
             dmi_socket=args.dmi_socket,
+            cloud=cloud,
+            metrics_port=args.metrics_port,
         )
     )
 
@@ -70,7 +175,8 @@ async def run(args: argparse.Namespace) -> int:
         mappers = "" if args.mappers is None else ", mappers in this process"
         if gateway.dmi is not None:
             mappers += f", DMI on {gateway.dmi.socket}"
-        where = f"on {broker.url}{mappers}, data in {data_dir}"
+        joined = "" if cloud is None else f", joining the cloud at {cloud.broker.url}"
+        where = f"on {broker.url}{mappers}{joined}, data in {data_dir}"
         print(f"node {args.name}: twin service for {devices} devices {where}", flush=True)
 
     await run_until_stopped(gateway.run(), ready=gateway.ready, on_ready=banner)

@@ -1,10 +1,42 @@
-"""The gateway agent: hosts one edge node's twin service and in-process mappers (``Gateway``).
+"""The gateway agent: hosts one edge node's twin service, in-process mappers and cloud link (``Gateway``).
 
-The edge end of the cloud link, the offline outbox, the pod runtime and the DMI server join the
-same host as they are built (DESIGN.md §6, §9).
+The cloud link (``CloudLink``) is the edge end of docs/cloud-link.md, with its durable outbox; the
+pod runtime and the DMI server join the same host as they are built (DESIGN.md §6, §9).
+``CloudLink`` and ``NodeMetrics`` load on first use: a node's twin serves before they are needed.
 """
 
-from node_agent.gateway import Gateway, GatewaySettings
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from node_agent.gateway import Gateway, GatewaySettings, InvalidGatewaySettings
+from node_agent.settings import CloudSettings
 from node_agent.supervision import PieceFailed, RestartPolicy, supervise
 
-__all__ = ["Gateway", "GatewaySettings", "PieceFailed", "RestartPolicy", "supervise"]
+if TYPE_CHECKING:
+    from node_agent.cloud_link import CloudLink
+    from node_agent.metrics import NodeMetrics
+
+__all__ = [
+    "CloudLink",
+    "CloudSettings",
+    "Gateway",
+    "GatewaySettings",
+    "InvalidGatewaySettings",
+    "NodeMetrics",
+    "PieceFailed",
+    "RestartPolicy",
+    "supervise",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CloudLink":
+        from node_agent.cloud_link import CloudLink
+
+        return CloudLink
+    if name == "NodeMetrics":
+        from node_agent.metrics import NodeMetrics
+
+        return NodeMetrics
+    raise AttributeError(f"module 'node_agent' has no attribute {name!r}")

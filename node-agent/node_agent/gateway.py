@@ -1,9 +1,11 @@
-"""The gateway host: one edge node's store, twin service and in-process mappers under one TaskGroup.
+"""The gateway host: one edge node's store, twin service, in-process mappers and cloud link under
+one TaskGroup.
 
 ``edgetwin node`` and ``edgetwin up`` both run a ``Gateway``; this is the one place where a node's
 pieces are started, supervised (``node_agent.supervision``) and stopped. The twin store is opened
 first and closed last, so whatever way the gateway stops (Ctrl-C, SIGTERM, a piece that failed
-for good) the reported values it holds are flushed to disk.
+for good) the reported values it holds are flushed to disk. The twin serves from its store before
+any other piece starts: a node with its cloud unreachable serves its devices at once.
 """
 
 from __future__ import annotations
@@ -18,15 +20,19 @@ from typing import TYPE_CHECKING
 from edgemqtt.client import BrokerAddress
 from mappers import MapperRunner, Registry, RunnerSettings
 from node_agent.dmi import dmi_server
+from node_agent.settings import CloudSettings
 from node_agent.supervision import PieceFailed, RestartPolicy, supervise
+from twin.errors import PermanentError
 from twin.manifests import Manifests
 from twin.service import TwinService
 from twin.store import TwinStore
 
 if TYPE_CHECKING:
+    from node_agent.cloud_link import CloudLink
     from node_agent.dmi.server import DmiServer
+    from node_agent.metrics import NodeMetrics
 
-__all__ = ["Gateway", "GatewaySettings", "Piece"]
+__all__ = ["Gateway", "GatewaySettings", "InvalidGatewaySettings", "Piece"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +56,27 @@ class GatewaySettings:
     dmi_socket: Path | None = None
     flush_interval: float = 0.5
     runner: RunnerSettings = field(default_factory=RunnerSettings)
+    #: The cloud to join; the node then receives its devices from it (no ``manifests``).
+    cloud: CloudSettings | None = None
+    #: Serve Prometheus metrics on this port (``None``: not at all).
+    metrics_port: int | None = None
+    metrics_refresh: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.cloud is not None and self.manifests is not None:
+            raise InvalidGatewaySettings(
+                "a node joined to a cloud receives its devices from it: give either --cloud or --devices, "
+                "not both"
+            )
+
+
+class InvalidGatewaySettings(PermanentError):
+    """Settings a gateway cannot run with."""
+
+
+#: The cloud link is restarted whatever happens: the node serves locally without it, and a link that
+#: keeps failing is backed off to a minute between attempts rather than stopping the node.
+LINK_POLICY = RestartPolicy(max_restarts=None, delays=(1.0, 5.0, 10.0, 30.0, 60.0))
 
 
 class Gateway:
@@ -62,6 +89,17 @@ class Gateway:
         self.service: TwinService | None = None
         self.mappers: MapperRunner | None = None
         self.dmi: DmiServer | None = None
+        self.link: CloudLink | None = None
+        self._metrics: NodeMetrics | None = None
+
+    @property
+    def metrics(self) -> NodeMetrics:
+        """The node's metrics (made on first use: the link and the metrics server share them)."""
+        if self._metrics is None:
+            from node_agent.metrics import NodeMetrics  # not before the twin serves (start-up time)
+
+            self._metrics = NodeMetrics(self.settings.node)
+        return self._metrics
 
     async def run(self) -> None:
         settings = self.settings
@@ -92,7 +130,30 @@ class Gateway:
             # Imports grpc (~20 MB of RSS) only here, when a DMI socket is asked for.
             self.dmi = dmi_server(service, settings.dmi_socket, data_dir=settings.data_dir)
             pieces.append(("the DMI server", self.dmi.run, RestartPolicy()))
+        if settings.cloud is not None:
+            pieces.append(("the cloud link", lambda: self._run_link(service), LINK_POLICY))
+        if settings.metrics_port is not None:
+            # A port it cannot have stops the node at once, with the reason.
+            pieces.append(
+                ("the metrics server", lambda: self._serve_metrics(service), RestartPolicy(restart=False))
+            )
         return pieces
+
+    async def _run_link(self, service: TwinService) -> None:
+        if self.link is None:
+            # Imported here, once the twin is serving: a node serves its devices before its link loads.
+            from node_agent.cloud_link import CloudLink
+
+            assert self.settings.cloud is not None
+            self.link = CloudLink(service, self.settings.cloud, self.settings.data_dir, self.metrics)
+        await self.link.run()
+
+    async def _serve_metrics(self, service: TwinService) -> None:
+        assert self.settings.metrics_port is not None
+        self.metrics.serve(self.settings.metrics_port)
+        while True:
+            self.metrics.refresh(service)
+            await asyncio.sleep(self.settings.metrics_refresh)
 
     async def _run_pieces(self, service: TwinService) -> None:
         pieces = self._pieces(service)  # outside the TaskGroup: a bad setting is one plain error

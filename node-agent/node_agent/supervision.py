@@ -1,6 +1,6 @@
 """Running the pieces of a gateway so that none dies unseen.
 
-Each piece (the twin service, the in-process mappers, later the cloud link) runs inside
+Each piece (the twin service, the in-process mappers, the cloud link) runs inside
 ``supervise``: a crash is logged with its traceback, then the piece is restarted after a back-off,
 or, when it keeps crashing (``max_restarts`` within ``window`` seconds) or must not be restarted,
 ``PieceFailed`` is raised. Raised inside the gateway's TaskGroup, that cancels the other pieces
@@ -33,8 +33,9 @@ class PieceFailed(PermanentError):
 class RestartPolicy:
     #: Restart after a crash at all (False: the first crash stops the gateway).
     restart: bool = True
-    #: More crashes than this within ``window`` seconds stop the gateway.
-    max_restarts: int = 5
+    #: More crashes than this within ``window`` seconds stop the gateway; ``None``: never (a piece the
+    #: node can serve without, such as the cloud link, is backed off instead).
+    max_restarts: int | None = 5
     window: float = 60.0
     #: Back-off before each restart; the last one repeats.
     delays: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0)
@@ -54,7 +55,7 @@ async def supervise(
             crashes.append(now)
             while crashes and crashes[0] < now - policy.window:
                 crashes.popleft()
-            if not policy.restart or len(crashes) > policy.max_restarts:
+            if not policy.restart or (policy.max_restarts is not None and len(crashes) > policy.max_restarts):
                 log.exception("%s failed; stopping the gateway", name)
                 raise PieceFailed(f"{name} failed: {type(exc).__name__}: {exc}") from exc
             delay = policy.delays[min(len(crashes), len(policy.delays)) - 1] if policy.delays else 1.0

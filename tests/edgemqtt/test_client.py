@@ -330,3 +330,27 @@ async def test_a_refused_login_is_logged_once_and_retried_slowly(
     assert len(errors) == 1
     assert "not authorised; trying again every 0.2 s" in errors[0].getMessage()
     assert "wrong" not in caplog.text
+
+
+async def test_the_connect_hook_is_told_of_every_connection_and_whether_the_session_survived(
+    embedded_mqtt: BrokerAddress, prefix: str
+) -> None:
+    connections: asyncio.Queue[bool] = asyncio.Queue()
+
+    def hook(session_present: bool) -> None:
+        connections.put_nowait(session_present)
+        raise RuntimeError("a hook's bug")  # must not cost the connection
+
+    client = MqttClient(
+        embedded_mqtt,
+        client_id=f"{prefix}-hook",
+        clean_session=False,
+        on_connect=hook,
+        reconnect_delays=(0.01,),
+    )
+    async with client:
+        async with asyncio.timeout(10):
+            assert await connections.get() is False
+            client.socket.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]  # lost: reconnects
+            assert await connections.get() is True  # the broker kept the session
+        await client.publish_confirmed(f"{prefix}/t", b"still connected")

@@ -51,3 +51,16 @@ async def test_a_piece_that_must_not_be_restarted_stops_the_gateway_at_its_first
     with pytest.raises(PieceFailed):
         await supervise("the core", core, RestartPolicy(restart=False))
     assert runs == 1
+
+
+async def test_a_piece_without_a_restart_limit_is_restarted_however_often_it_crashes() -> None:
+    runs = 0
+
+    async def link() -> None:
+        nonlocal runs
+        runs += 1
+        if runs <= 20:
+            raise ConnectionError("cloud on fire")
+
+    await supervise("the link", link, RestartPolicy(max_restarts=None, delays=(0.0,)))
+    assert runs == 21

@@ -1,0 +1,342 @@
+"""The edge end of the cloud link (docs/cloud-link.md): a node's MQTT session with the cloud broker.
+
+``CloudLink`` is a piece of the gateway. It logs in as the node (user name = node name, password
+derived from the join token), says hello on every connect, applies the sync that answers its latest
+hello and every device change after it (through ``TwinService.apply_assignments``), sends what the
+node owes (``node_agent.uplink``, ``node_agent.outbox``) and heartbeats.
+
+It never holds the twin up: with the cloud unreachable, or refusing the node's login (logged once,
+tried again every ``refused_delay`` seconds), the twin goes on serving apps and mappers from the
+node's own store, and the outbox keeps what the cloud is owed until it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from edgemqtt.client import Message, MqttClient, Will
+from edgemqtt.errors import MqttError
+from node_agent import node_status
+from node_agent.metrics import NodeMetrics
+from node_agent.outbox import Outbox
+from node_agent.settings import CloudSettings
+from node_agent.uplink import Uplink
+from twin.engine import DeviceSchema, Version
+from twin.errors import EdgetwinError, PermanentError
+from twin.link import (
+    LINK_PREFIX,
+    Ack,
+    DeviceAssignment,
+    DeviceChange,
+    Direction,
+    Heartbeat,
+    HeldDevice,
+    Hello,
+    Sync,
+    node_password,
+    parse_link_topic,
+    up_topic,
+)
+from twin.registry import Assignment
+from twin.service import TwinService
+from twin.wire import now_ms
+
+__all__ = ["CloudLink", "CloudSettings"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _SentHello:
+    id: str
+    #: Per device: generation and desired values' pairs, as announced.
+    held: dict[str, tuple[int, dict[str, tuple[int, int]]]]
+    at: float
+    connection: int
+
+
+class CloudLink:
+    def __init__(
+        self, service: TwinService, settings: CloudSettings, data_dir: Path, metrics: NodeMetrics
+    ) -> None:
+        self.service = service
+        self.node = service.node
+        self.settings = settings
+        self.metrics = metrics
+        self.outbox = Outbox(data_dir)
+        self._loaded = False
+        self.uplink = Uplink(service, self.outbox, self._publish, resend=settings.resend, metrics=metrics)
+        metrics.outbox_depth = self.uplink.depth
+        service.add_observer(self.uplink.changed)
+        self._client: MqttClient | None = None
+        self._queue: asyncio.Queue[Message] = asyncio.Queue()
+        self._hello: _SentHello | None = None
+        self._connections = 0
+        self._connected = asyncio.Event()
+        self._synced = asyncio.Event()
+        self._beat_now = asyncio.Event()
+        #: Set once the first sync is applied (tests and the command line wait on it).
+        self.synced_once = asyncio.Event()
+
+    async def run(self) -> None:
+        settings, metrics = self.settings, self.metrics
+        if not self._loaded:
+            # Here rather than at construction: the twin answers its first requests before this.
+            self.outbox.load()
+            self._loaded = True
+        will = Heartbeat(sent_at=now_ms(), online=False).model_dump_json().encode()
+        client = MqttClient(
+            settings.broker.with_credentials(self.node, node_password(settings.token, self.node)),
+            client_id=f"edgetwin-node-{self.node}",
+            clean_session=False,
+            on_message=self._queue.put_nowait,
+            on_connect=self._on_connect,
+            will=Will(up_topic(self.node, "heartbeat"), will, qos=1),
+            refused_delay=settings.refused_delay,
+            reconnect_delays=settings.reconnect_delays,
+        )
+        self._client = client
+        metrics.connected.set_function(lambda: float(client.connected and self._synced.is_set()))
+        # Only recorded here: the client subscribes when its connection has no session yet.
+        await client.subscribe(f"{LINK_PREFIX}{self.node}/down/#", qos=1)
+        log.info("cloud link: node=%s cloud=%s joining", self.node, settings.broker.url)
+        try:
+            async with asyncio.TaskGroup() as group:
+                for name, job in (
+                    ("receive", self._receive),
+                    ("hello", self._hellos),
+                    ("send", self.uplink.run),
+                    ("heartbeat", self._heartbeats),
+                    ("outbox", self.outbox.keep_saved),
+                ):
+                    group.create_task(job(), name=f"cloud link {name} of {self.node}")
+                await client.connect(retry=True)
+        finally:
+            self.uplink.link_down()
+            self._synced.clear()
+            await client.close()
+            if self.outbox.unsaved:
+                await self.outbox.save()
+
+    # -- connection -------------------------------------------------------------------------------------
+
+    def _on_connect(self, session_present: bool) -> None:
+        log.info(
+            "cloud link: node=%s cloud=%s connected session_present=%s",
+            self.node,
+            self.settings.broker.url,
+            session_present,
+        )
+        self._connections += 1
+        self.uplink.link_down()
+        self._synced.clear()
+        self._connected.set()
+        self._beat_now.set()
+
+    def _publish(self, topic: str, payload: bytes) -> bool:
+        client = self._client
+        if client is None or not client.connected:
+            return False
+        try:
+            client.publish(topic, payload, qos=1)
+        except MqttError as exc:
+            log.warning("cloud link: could not send on %s: %s", topic, exc)
+            return False
+        return True
+
+    async def _hellos(self) -> None:
+        """A hello after each connect, again every ``resend`` seconds until its sync arrives."""
+        while True:
+            await self._connected.wait()
+            self._connected.clear()
+            while not self._synced.is_set() and self._send_hello():
+                try:
+                    async with asyncio.timeout(self.settings.resend):
+                        await self._synced.wait()
+                except TimeoutError:
+                    log.info("cloud link: no sync for the hello; saying hello again")
+
+    def _send_hello(self) -> bool:
+        held = {
+            device_id: (generation, {n: (v.cloud, v.edge) for n, v in versions.items()})
+            for device_id, (generation, versions) in self.service.held().items()
+        }
+        loop_time = asyncio.get_running_loop().time()
+        hello = _SentHello(uuid.uuid4().hex, held, loop_time, self._connections)
+        body = Hello(
+            node=self.node,
+            id=hello.id,
+            sent_at=now_ms(),
+            devices={
+                device_id: HeldDevice(generation=generation, desired=desired)
+                for device_id, (generation, desired) in held.items()
+            },
+        )
+        if not self._publish(up_topic(self.node, "hello"), body.model_dump_json().encode()):
+            return False
+        self._hello = hello
+        self.metrics.sent.labels("hello").inc()
+        return True
+
+    async def _heartbeats(self) -> None:
+        """A heartbeat at each connect and every ``heartbeat`` seconds while connected."""
+        info = await asyncio.to_thread(node_status.node_info)
+        capacity = node_status.capacity()
+        while True:
+            client = self._client
+            if client is not None and client.connected:
+                sock = client.socket
+                local = sock.getsockname()[0] if sock is not None else None
+                beat = Heartbeat(
+                    sent_at=now_ms(),
+                    node_info=info,
+                    addresses=node_status.addresses(local if isinstance(local, str) else None),
+                    capacity=capacity,
+                )
+                if self._publish(up_topic(self.node, "heartbeat"), beat.model_dump_json().encode()):
+                    self.metrics.sent.labels("heartbeat").inc()
+            self._beat_now.clear()
+            try:
+                async with asyncio.timeout(self.settings.heartbeat):
+                    await self._beat_now.wait()
+            except TimeoutError:
+                pass
+
+    # -- down -------------------------------------------------------------------------------------------
+
+    async def _receive(self) -> None:
+        while True:
+            message = await self._queue.get()
+            try:
+                await self._handle(message)
+            except EdgetwinError as exc:
+                log.error("cloud link: %s on %s could not be applied: %s", message.topic, self.node, exc)  # noqa: TRY400
+            except Exception:  # one bad message never stops the link
+                log.exception("cloud link: unexpected error handling %s", message.topic)
+
+    async def _handle(self, message: Message) -> None:
+        topic = parse_link_topic(message.topic)
+        if topic is None or topic.node != self.node or topic.direction is not Direction.DOWN:
+            log.warning("cloud link: %s is not one of this node's down topics: ignored", message.topic)
+            self.metrics.refused.labels("unknown").inc()
+            return
+        kind = topic.kind
+        try:
+            if kind == "sync":
+                self.metrics.received.labels(kind).inc()
+                await self._sync(Sync.model_validate_json(message.payload))
+            elif kind == "device":
+                self.metrics.received.labels(kind).inc()
+                await self._device_change(DeviceChange.model_validate_json(message.payload))
+            elif kind == "ack":
+                self.metrics.received.labels(kind).inc()
+                self.uplink.acknowledged(Ack.model_validate_json(message.payload))
+            else:
+                log.warning("cloud link: down/%s is not a kind this node knows: ignored", kind[:40])
+                self.metrics.refused.labels("unknown").inc()
+        except ValidationError as exc:
+            problems = [f"{'.'.join(map(str, e['loc'])) or '<body>'}: {e['msg']}" for e in exc.errors()[:3]]
+            log.warning(
+                "cloud link: a malformed down/%s from the cloud, ignored: %s", kind, "; ".join(problems)
+            )
+            self.metrics.refused.labels(kind).inc()
+
+    async def _sync(self, sync: Sync) -> None:
+        hello = self._hello
+        if hello is None or sync.hello != hello.id:
+            log.info("cloud link: a sync for hello %s, not the latest: ignored", sync.hello[:40])
+            return
+        assigned = self._assignments(sync.devices)
+        removed = [d for d in sync.removed if d in self.service.devices]
+        await self._apply(assigned, removed)
+        for device_id in removed:
+            self.uplink.forget(device_id)
+        listed = {a.device.id for a in sync.devices}
+        for device_id, (_, pairs) in hello.held.items():
+            if device_id not in listed and device_id in self.service.devices:
+                # Not listed: the cloud holds what the hello announced.
+                self.outbox.cloud_holds(device_id, pairs)
+        for assignment in assigned:
+            self.outbox.cloud_holds(assignment.device.id, _pairs(assignment))
+        self.outbox.keep_only(set(self.service.devices))
+        if self._hello is not hello or self._connections != hello.connection:
+            return  # a new connection came while this was applied: its own hello and sync follow
+        self.metrics.sync_seconds.observe(asyncio.get_running_loop().time() - hello.at)
+        log.info(
+            "cloud link: node=%s synced devices=%d changed=%d removed=%d",
+            self.node,
+            len(self.service.devices),
+            len(assigned),
+            len(removed),
+        )
+        self._synced.set()
+        self.synced_once.set()
+        self.uplink.link_up()
+
+    async def _device_change(self, change: DeviceChange) -> None:
+        if change.op == "upsert" and change.assignment is not None:
+            assigned = self._assignments([change.assignment])
+            await self._apply(assigned, [])
+            for assignment in assigned:
+                self.outbox.cloud_holds_some(assignment.device.id, _pairs(assignment))
+        elif change.op == "delete" and change.id:
+            if change.id in self.service.devices:
+                await self._apply([], [change.id])
+                self.uplink.forget(change.id)
+        else:
+            missing = "assignment" if change.op == "upsert" else "id"
+            log.warning("cloud link: a down/device %s without its %s: ignored", change.op, missing)
+            self.metrics.refused.labels("device").inc()
+
+    def _assignments(self, devices: list[DeviceAssignment]) -> list[Assignment]:
+        """The assignments the twin can serve; each one it cannot is logged and left out."""
+        result = []
+        held = self.service.held()
+        for assignment in devices:
+            device, model = assignment.device, assignment.model
+            try:
+                if device.model_key != model.key:
+                    raise PermanentError(f"it names DeviceModel {device.model_key}; {model.key} came with it")
+                DeviceSchema.build(device, model)
+            except PermanentError as exc:
+                reason = f"the cloud assigned device {device.id}, which cannot be served: {exc}"
+                log.error("cloud link: %s", reason)  # noqa: TRY400
+                self.metrics.refused.labels("assignment").inc()
+                continue
+            desired = {n: (d.value, Version(d.cloud, d.edge)) for n, d in assignment.desired.items()}
+            generation = assignment.generation
+            if device.id in held and generation < held[device.id][0]:
+                # An older definition arriving late: keep the newer one, take only its desired values
+                # (their versions say whether they are newer).
+                current = self.service.devices[device.id]
+                result.append(Assignment(current, self.service.models[current.model_key], desired))
+                continue
+            if generation and (device.metadata.model_extra or {}).get("generation") != generation:
+                meta = device.metadata.model_copy(update={"generation": generation})
+                device = device.model_copy(update={"metadata": meta})
+            result.append(Assignment(device, model, desired))
+        return result
+
+    async def _apply(self, assigned: list[Assignment], removed: list[str]) -> None:
+        try:
+            await self.service.apply_assignments(assigned, removed)
+        except PermanentError as exc:
+            # One device the twin refuses must not keep the others out: apply them one at a time.
+            reason = f"applying {len(assigned)} devices failed ({exc}); applying them one by one"
+            log.error("cloud link: %s", reason)  # noqa: TRY400
+            for assignment in assigned:
+                try:
+                    await self.service.apply_assignments([assignment])
+                except PermanentError as one:
+                    log.error("cloud link: device %s cannot be served: %s", assignment.device.id, one)  # noqa: TRY400
+            await self.service.apply_assignments([], removed)
+
+
+def _pairs(assignment: Assignment) -> dict[str, tuple[int, int]]:
+    return {name: (version.cloud, version.edge) for name, (_, version) in assignment.desired.items()}

@@ -1,0 +1,25 @@
+"""How a node reaches its cloud (``CloudSettings``): kept apart from the link itself, so that a node
+can be configured without loading the link's code before its twin serves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edgemqtt.client import BrokerAddress
+
+__all__ = ["CloudSettings"]
+
+
+@dataclass(frozen=True)
+class CloudSettings:
+    """How a node reaches its cloud; the defaults are docs/cloud-link.md's."""
+
+    #: The cloud broker; its user name and password are replaced by the node's.
+    broker: BrokerAddress
+    token: str = field(repr=False)
+    heartbeat: float = 10.0
+    #: Seconds after which what was sent and not acknowledged is sent again (and a hello with no sync).
+    resend: float = 10.0
+    #: Seconds between logins the broker refused (a wrong token): a person must fix something first.
+    refused_delay: float = 60.0
+    reconnect_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0)

@@ -200,7 +200,7 @@ class Admission:
                 continue
             self._written = (token, wanted)
             force = False
-            log.info("cloud broker admits %d nodes: %s", len(admitted), ", ".join(admitted) or "none")
+            log.info("broker access written: nodes=%d admitted=%s", len(admitted), ",".join(admitted) or "-")
             self.applied.set()
             return
 

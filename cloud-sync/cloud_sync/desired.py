@@ -111,7 +111,10 @@ class EdgeDesiredWriter:
                 self.metrics.api_errors.labels("devices", str(exc.status)).inc()
                 delay = backoff.next()
                 log.warning(
-                    "edge desired values for %s not written (%s); again in %.1fs", device_id, exc, delay
+                    "edge desired values not written: device=%s error=%s retry_in=%.1fs",
+                    device_id,
+                    exc,
+                    delay,
                 )
                 await asyncio.sleep(delay)
             except ApiError as exc:
@@ -152,14 +155,14 @@ class EdgeDesiredWriter:
                 accepted[prop] = incoming
             elif verdict is not EdgeVerdict.ALREADY:
                 log.info(
-                    "%s: desired %s=%s from %s (%d/%d) is %s: the cluster's value stands",
+                    "edge desired value %s, the cluster's stands: device=%s node=%s %s=%s@%d/%d",
+                    verdict.value,
                     device_id,
+                    node,
                     prop,
                     incoming.value,
-                    node,
                     incoming.cloud,
                     incoming.edge,
-                    verdict.value,
                 )
         if not accepted:
             return None
@@ -172,10 +175,10 @@ class EdgeDesiredWriter:
         stamps = read_stamps(obj) | {n: Stamp(d.value, d.cloud, d.edge) for n, d in accepted.items()}
         update["metadata"].setdefault("annotations", {})[ANNOTATION] = format_stamps(stamps)
         log.info(
-            "%s: desired %s from node %s accepted",
+            "edge desired values accepted: device=%s node=%s %s",
             device_id,
-            ", ".join(f"{n}={d.value} ({d.cloud}/{d.edge})" for n, d in sorted(accepted.items())),
             node,
+            " ".join(f"{n}={d.value}@{d.cloud}/{d.edge}" for n, d in sorted(accepted.items())),
         )
         return update
 

@@ -71,9 +71,9 @@ class Mirror:
         )
         self.send(node, "sync", sync)
         log.info(
-            "hello %s from %s: %d devices held, %d sent, %d to remove",
-            hello.id,
+            "hello answered: node=%s hello=%s held=%d sent=%d removed=%d",
             node,
+            hello.id,
             len(hello.devices),
             len(sync.devices),
             len(sync.removed),

@@ -154,7 +154,7 @@ class NodeRegistry:
                 if current is None:
                     current = await self.api.call("POST", NODES.path(), body=node_body(node, heartbeat, now))
                     self.metrics.api_writes.labels("nodes").inc()
-                    log.info("node %s registered (Ready)", node)
+                    log.info("node registered: node=%s ready=True", node)
                     self.recorder.record(
                         current, "RegisteredNode", f"Node {node} registered by edgetwin", type="Normal"
                     )
@@ -173,7 +173,7 @@ class NodeRegistry:
                     )
                     self.metrics.api_writes.labels("nodes/status").inc()
                     if was != "True":
-                        log.info("node %s is Ready again", node)
+                        log.info("node ready: node=%s", node)
                         self.recorder.record(
                             current, "NodeReady", f"Node {node} status is now: NodeReady", type="Normal"
                         )
@@ -184,7 +184,7 @@ class NodeRegistry:
             except ApiUnavailable as exc:
                 self.metrics.api_errors.labels("nodes", str(exc.status)).inc()
                 delay = backoff.next()
-                log.warning("heartbeat of %s not written (%s); again in %.1fs", node, exc, delay)
+                log.warning("heartbeat not written: node=%s error=%s retry_in=%.1fs", node, exc, delay)
                 await asyncio.sleep(delay)
                 fresh = True
             except ApiError as exc:
@@ -281,13 +281,13 @@ class NodeRegistry:
                 continue
             except ApiUnavailable as exc:
                 delay = backoff.next()
-                log.warning("cannot mark %s NotReady (%s); again in %.1fs", node, exc, delay)
+                log.warning("NotReady not written: node=%s error=%s retry_in=%.1fs", node, exc, delay)
                 await asyncio.sleep(delay)
                 continue
             except ApiError as exc:
                 log.error("the API refuses the NotReady status of %s: %s", node, exc)  # noqa: TRY400
                 return False
-            log.warning("node %s is NotReady: %s; its devices' state is now unknown", node, why)
+            log.warning("node not ready, its devices' state unknown: node=%s reason=%r", node, why)
             self.recorder.record(
                 obj, "NodeNotReady", f"Node {node} status is now: NodeNotReady ({why})", type="Normal"
             )

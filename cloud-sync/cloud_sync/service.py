@@ -205,7 +205,7 @@ class CloudSync:
                 ready_nodes = self.registry.ready_nodes()
                 sent = self.mirror.resend(ready_nodes)
                 log.info(
-                    "cloud-sync %s ready: %d devices, %d models, %d edge nodes (%d Ready; %d devices resent)",
+                    "cloud-sync ready: replica=%s devices=%d models=%d nodes=%d ready=%d resent=%d",
                     settings.replica,
                     len(self.inventory.devices),
                     len(self.inventory.models),

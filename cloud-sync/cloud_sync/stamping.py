@@ -73,9 +73,9 @@ class Stamper:
                 )
                 self.metrics.api_writes.labels("devices").inc()
                 log.info(
-                    "%s: desired %s stamped",
+                    "desired values stamped: device=%s %s",
                     device_id,
-                    ", ".join(f"{n}={s.value} ({s.cloud}/{s.edge})" for n, s in sorted(writes.items())),
+                    " ".join(f"{n}={s.value}@{s.cloud}/{s.edge}" for n, s in sorted(writes.items())),
                 )
                 return
             except ApiConflict:
@@ -85,7 +85,9 @@ class Stamper:
             except ApiUnavailable as exc:
                 self.metrics.api_errors.labels("devices", str(exc.status)).inc()
                 delay = backoff.next()
-                log.warning("cannot stamp %s (%s); trying again in %.1fs", device_id, exc, delay)
+                log.warning(
+                    "desired values not stamped: device=%s error=%s retry_in=%.1fs", device_id, exc, delay
+                )
                 await asyncio.sleep(delay)
                 obj = None
             except ApiError as exc:

@@ -155,7 +155,9 @@ class StatusWriter:
                     continue
                 except ApiUnavailable as exc:
                     delay = backoff.next()
-                    log.warning("status of %s not written (%s); trying again in %.1fs", device_id, exc, delay)
+                    log.warning(
+                        "status not written: device=%s error=%s retry_in=%.1fs", device_id, exc, delay
+                    )
                     fresh = True
                     await asyncio.sleep(delay)
                     continue

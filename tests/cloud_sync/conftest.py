@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from cloud_sync import AccessFiles, CloudSync, CloudSyncSettings, KubeApi
+from cloud_sync import AccessFiles, BrokerReload, CloudSync, CloudSyncSettings, KubeApi
 from edgemqtt import BrokerAddress
 from tests.cloud_sync.faults import FaultProxy
 from tests.cloud_sync.peer import NodePeer
@@ -95,11 +95,13 @@ class CloudStack:
     def broker(self) -> BrokerAddress:
         return self.mosquitto.address
 
-    async def start_cloud(self, api: KubeApi | None = None, **settings: Any) -> CloudSync:
-        async def reload() -> None:
+    async def start_cloud(
+        self, api: KubeApi | None = None, *, reload: BrokerReload | None = None, **settings: Any
+    ) -> CloudSync:
+        async def reload_mosquitto() -> None:
             self.mosquitto.reload()
 
-        cloud = CloudSync(self.make_settings(**settings), api or self.api, reload=reload)
+        cloud = CloudSync(self.make_settings(**settings), api or self.api, reload=reload or reload_mosquitto)
         task = asyncio.create_task(cloud.run(), name="cloud-sync")
         self.clouds.append((cloud, task))
         ready = asyncio.create_task(cloud.ready.wait())

@@ -145,3 +145,22 @@ async def test_a_status_write_sends_nothing_down(stack: CloudStack) -> None:
         change = await node.change()
     assert change.assignment is not None
     assert change.assignment.device.id == "default/marker"  # nothing came for thermo-1 before it
+
+
+async def test_a_node_that_stayed_connected_while_cloud_sync_was_down_gets_what_changed_meanwhile(
+    stack: CloudStack,
+) -> None:
+    await stack.apply(MODEL + "---" + device_yaml("thermo-1", "node-a"))
+    first = await stack.start_cloud()
+    await stack.stamped("thermo-1")
+    async with stack.peer("node-a") as node:
+        held = (await node.hello()).devices[0]
+        await node.heartbeat()
+        await stack.wait("node/node-a", 'jsonpath={.status.conditions[?(@.type=="Ready")].status}=True')
+        await stack.stop_cloud(first)
+        await stack.apply(device_yaml("thermo-1", "node-a", report_cycle=500))  # no replica is running
+        await stack.start_cloud()
+        change = await node.change_of("default/thermo-1")
+    assert change.assignment is not None
+    assert change.assignment.generation == held.generation + 1
+    assert change.assignment.device.spec.properties[0].reportCycle == 500

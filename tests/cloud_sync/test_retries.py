@@ -62,7 +62,7 @@ async def test_nothing_is_acknowledged_or_dropped_while_the_api_server_is_down(
         await asyncio.to_thread(stack.api_server.stop)
         first = await node.report({"default/thermo-1": DeviceReport(twins={"temperature": value("1")})})
         second = await node.report({"default/thermo-1": DeviceReport(twins={"temperature": value("2")})})
-        await logs.wait(r"status of default/thermo-1 not written", times=3)  # three rounds of back-off
+        await logs.wait(r"status not written: device=default/thermo-1", times=3)  # three rounds of back-off
         assert not node.acked("report", first)
         assert not node.acked("report", second)
         await asyncio.to_thread(stack.api_server.start)

@@ -42,6 +42,8 @@ class Ticket:
     kind: str
     seq: int
     remaining: set[str]
+    #: A part of it could not be handled (a bug): never acknowledged, so that the node sends it again.
+    failed: bool = False
 
 
 @dataclass

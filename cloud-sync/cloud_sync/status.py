@@ -173,19 +173,21 @@ class StatusWriter:
                 if pending.empty:
                     del self._pending[device_id]
         except Exception:
-            log.exception("writing the status of %s failed; what it held is dropped", device_id)
+            log.exception("writing the status of %s failed; dropped unacknowledged, to come again", device_id)
             self._drop(device_id)
         finally:
             self._tasks.pop(device_id, None)
 
     def _drop(self, device_id: str) -> None:
+        """Forget what waits for ``device_id`` without acknowledging it: the node sends it again."""
         pending = self._pending.pop(device_id, None)
         for ticket in pending.tickets if pending is not None else []:
-            ticket.remaining.discard(device_id)
-            if not ticket.remaining:
-                self._done(ticket)
+            ticket.failed = True
+            self._tickets.pop((ticket.node, ticket.seq), None)
 
     def _done(self, ticket: Ticket) -> None:
+        if ticket.failed:
+            return
         self._tickets.pop((ticket.node, ticket.seq), None)
         self.send_ack(ticket.node, Ack(kind="report", seq=ticket.seq))
 

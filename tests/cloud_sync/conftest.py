@@ -162,22 +162,6 @@ class CloudStack:
         )
         return result
 
-    async def wait_for(
-        self, check: Callable[[], Any], *, timeout: float = 20.0, what: str = "the condition"
-    ) -> Any:
-        """Call ``check`` (sync or async) until it returns something true; the watch of the API is
-        what the tests wait on, so this is woken by the cluster's changes rather than a clock."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            outcome = check()
-            if asyncio.iscoroutine(outcome):
-                outcome = await outcome
-            if outcome:
-                return outcome
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"{what} did not happen within {timeout:g} s")
-            await asyncio.sleep(0.05)
-
 
 class LogWaiter(logging.Handler):
     """Collects cloud-sync's log lines and wakes tests that wait for one (from any thread)."""

@@ -50,7 +50,7 @@ async def test_a_silent_node_turns_not_ready_with_its_devices_unknown_and_ready_
     stack: CloudStack,
 ) -> None:
     await stack.apply(MODEL + "---" + device_yaml("thermo-1", "node-a"))
-    await stack.start_cloud(grace=1.5)
+    await stack.start_cloud(grace=3.0)
     async with stack.peer("node-a") as node:
         await node.heartbeat()
         await node.wait_ack(

@@ -23,7 +23,7 @@ from twin.errors import EdgetwinError
 __all__ = ["build_parser", "main"]
 
 # Order is the order of `edgetwin --help`.
-_COMMANDS = ("up", "node", "broker", "twin", "mapper", "discover", "convert", "apiserver")
+_COMMANDS = ("up", "node", "cloud", "broker", "twin", "mapper", "discover", "convert", "apiserver")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

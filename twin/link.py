@@ -132,6 +132,8 @@ class ReportedValue(_Message):
 
 class HeldDevice(_Message):
     generation: int = 0
+    #: The ``revision`` of the assignment the node holds the device from (empty if it has none).
+    revision: str = ""
     #: Property -> ``[cloud, edge]`` of its desired value.
     desired: dict[str, tuple[int, int]] = Field(default_factory=dict)
 
@@ -197,6 +199,10 @@ class DeviceAssignment(_Message):
     model: DeviceModel
     generation: int = 0
     desired: dict[str, DesiredValue] = Field(default_factory=dict)
+    #: Opaque to the node, which keeps it with the device and names it in its hellos: it changes
+    #: when the Device or its DeviceModel does (a DeviceModel edited while the node was away, a
+    #: Device deleted and created again with the same generation), which ``generation`` alone misses.
+    revision: str = ""
 
 
 class Sync(_Message):

@@ -22,7 +22,9 @@ Security: user names and passwords from a mosquitto password file (``passwords``
 mosquitto's format (``acl``), a TLS listener with optional client certificates, and limits for
 hostile clients (``limits``: packet size, deadlines, keepalive, connections, buffered bytes).
 Without a password file it is anonymous (like ``allow_anonymous true``) and listens only on a
-loopback address.
+loopback address. ``EmbeddedBroker.reload()`` (``edgetwin broker`` on SIGHUP) reads the password
+file and the ACL again, as mosquitto does on SIGHUP: clients keep their sessions under the new
+rules, and those whose user is gone or whose password changed are disconnected.
 
 A client that breaks the protocol (malformed packet, first packet not CONNECT, PUBLISH to a
 wildcard topic, SUBSCRIBE to an invalid filter or at QoS 3, a server-only packet…) or passes a

@@ -115,6 +115,7 @@ class BrokerCore:
             self.end_session(existing)
             existing = None
         session = existing or Session(client_id, clean, username)
+        session.password = password
         session.writer = writer
         session.will = will
         self.router.sessions[client_id] = session
@@ -123,6 +124,32 @@ class BrokerCore:
             self.write(session, publish_packet(topic, payload, 1, packet_id, retain, dup=True))
         self.drain(session)
         return session, self.limits.keepalive(keepalive)
+
+    def reload(self, passwords: PasswordFile | None, acl: Acl | None) -> int:
+        """Use new passwords and ACL rules; disconnect the clients they no longer let in.
+
+        As mosquitto 2.0 on SIGHUP: a connected client keeps its session, and the new ACL applies
+        from its next PUBLISH, SUBSCRIBE and delivery; a client whose user is gone from the password
+        file, or whose password no longer matches, is disconnected. Returns how many were.
+        """
+        self.passwords, self.acl = passwords, acl
+        self.router.set_acl(acl)
+        if passwords is None:
+            return 0
+        refused = [
+            session
+            for session in self.router.sessions.values()
+            if session.writer is not None and not passwords.check(session.username, session.password)
+        ]
+        for session in refused:
+            log.warning(
+                "MQTT client %s (user %r) is no longer authorised after a reload; disconnecting it",
+                session.client_id,
+                session.username,
+            )
+            assert session.writer is not None
+            session.writer.transport.abort()
+        return len(refused)
 
     def disconnected(self, session: Session, writer: asyncio.StreamWriter) -> None:
         """The connection ``writer`` of ``session`` ended (its will is sent unless it said DISCONNECT)."""

@@ -76,6 +76,8 @@ class EmbeddedBroker:
         self.host = host
         self.port = port
         self.limits = limits or BrokerLimits()
+        self.password_file = password_file
+        self.acl_file = acl_file
         try:
             passwords = None if password_file is None else PasswordFile(password_file)
             acl = None if acl_file is None else Acl(acl_file)
@@ -117,6 +119,27 @@ class EmbeddedBroker:
             ) from None
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("embedded MQTT broker listening on %s", self.address.url)
+
+    def reload(self) -> None:
+        """Read the password file and the ACL again, as mosquitto does on SIGHUP.
+
+        Connected clients keep their sessions and are checked against the new ACL from their next
+        PUBLISH, SUBSCRIBE and delivery on; a client whose user is gone from the password file, or
+        whose password no longer matches, is disconnected (as mosquitto 2.0 does). A file that
+        cannot be read raises ``InvalidBrokerAddress`` and the broker keeps its old rules.
+        """
+        try:
+            passwords = None if self.password_file is None else PasswordFile(self.password_file)
+            acl = None if self.acl_file is None else Acl(self.acl_file)
+        except ValueError as exc:
+            raise InvalidBrokerAddress(f"{exc}; the broker keeps its previous passwords and ACL") from None
+        dropped = self._core.reload(passwords, acl)
+        log.info(
+            "embedded MQTT broker reloaded: %s users, %s ACL; %d clients disconnected",
+            "no" if passwords is None else len(passwords),
+            "no" if acl is None else "the",
+            dropped,
+        )
 
     async def stop(self) -> None:
         if self._server is not None:

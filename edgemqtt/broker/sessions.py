@@ -36,6 +36,8 @@ class Session:
     client_id: str
     clean: bool
     username: str | None = None
+    #: The password the client logged in with, checked again when the broker reloads its files.
+    password: bytes | None = None
     subscriptions: dict[str, int] = field(default_factory=dict)
     writer: asyncio.StreamWriter | None = None
     will: Will | None = None
@@ -116,6 +118,11 @@ class Router:
                 group.members.pop(session, None)
                 if not group.members:
                     del self.groups[shared]
+        self._routes.clear()
+
+    def set_acl(self, acl: Acl | None) -> None:
+        """New rules (a reload): the cached targets were computed with the old ones."""
+        self.acl = acl
         self._routes.clear()
 
     def forget(self, session: Session) -> None:

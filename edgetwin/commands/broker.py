@@ -1,12 +1,18 @@
-"""``edgetwin broker``: run the embedded MQTT broker alone."""
+"""``edgetwin broker``: run the embedded MQTT broker alone; SIGHUP reloads its password file and ACL."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import signal
 from pathlib import Path
 
-from edgemqtt.broker import BrokerLimits, embedded_broker
+from edgemqtt.broker import BrokerLimits, EmbeddedBroker
+from edgemqtt.errors import InvalidBrokerAddress
 from edgetwin.commands._stop import wait_for_stop
+
+log = logging.getLogger(__name__)
 
 _DEFAULTS = BrokerLimits()
 
@@ -16,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "broker",
         help="run the embedded MQTT broker",
         description="Run the embedded MQTT 3.1.1 broker. Without --password-file it is anonymous and "
-        "listens only on a loopback address. docs/mqtt.md explains TLS, passwords, ACLs and limits.",
+        "listens only on a loopback address. SIGHUP reads the password file and the ACL again, as "
+        "mosquitto does. docs/mqtt.md explains TLS, passwords, ACLs and limits.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default 1883; 8883 with TLS)")
@@ -68,7 +75,7 @@ async def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise SystemExit(f"edgetwin broker: error: {exc}") from None
     port = args.port if args.port is not None else (8883 if args.tls_cert else 1883)
-    async with embedded_broker(
+    broker = EmbeddedBroker(
         args.host,
         port,
         limits=limits,
@@ -77,7 +84,21 @@ async def run(args: argparse.Namespace) -> int:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_ca=args.tls_ca,
-    ) as address:
-        print(f"embedded MQTT broker on {address.url} (Ctrl-C to stop)", flush=True)
+    )
+    await broker.start()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGHUP, _reload, broker)
+    try:
+        print(f"embedded MQTT broker on {broker.address.url} (Ctrl-C to stop)", flush=True)
         await wait_for_stop()
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+        await broker.stop()
     return 0
+
+
+def _reload(broker: EmbeddedBroker) -> None:
+    try:
+        broker.reload()
+    except InvalidBrokerAddress as exc:
+        log.error("reload refused: %s", exc)  # noqa: TRY400 - the reason is the whole story

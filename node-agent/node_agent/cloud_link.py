@@ -51,6 +51,9 @@ __all__ = ["CloudLink", "CloudSettings"]
 
 log = logging.getLogger(__name__)
 
+#: Where a node keeps the ``revision`` of the assignment a device came in (docs/cloud-link.md).
+REVISION_ANNOTATION = "node.edgetwin.io/assignment-revision"
+
 
 @dataclass(frozen=True)
 class _SentHello:
@@ -174,7 +177,9 @@ class CloudLink:
             id=hello.id,
             sent_at=now_ms(),
             devices={
-                device_id: HeldDevice(generation=generation, desired=desired)
+                device_id: HeldDevice(
+                    generation=generation, revision=self._revision(device_id), desired=desired
+                )
                 for device_id, (generation, desired) in held.items()
             },
         )
@@ -183,6 +188,10 @@ class CloudLink:
         self._hello = hello
         self.metrics.sent.labels("hello").inc()
         return True
+
+    def _revision(self, device_id: str) -> str:
+        device = self.service.devices.get(device_id)
+        return device.metadata.annotations.get(REVISION_ANNOTATION, "") if device is not None else ""
 
     async def _heartbeats(self) -> None:
         """A heartbeat at each connect and every ``heartbeat`` seconds while connected."""
@@ -257,11 +266,8 @@ class CloudLink:
         await self._apply(assigned, removed)
         for device_id in removed:
             self.uplink.forget(device_id)
-        listed = {a.device.id for a in sync.devices}
-        for device_id, (_, pairs) in hello.held.items():
-            if device_id not in listed and device_id in self.service.devices:
-                # Not listed: the cloud holds what the hello announced.
-                self.outbox.cloud_holds(device_id, pairs)
+        # A device the sync does not list is one whose desired values the cloud holds no newer than
+        # the node: that acknowledges nothing (an edge value may still be on its way up).
         for assignment in assigned:
             self.outbox.cloud_holds(assignment.device.id, _pairs(assignment))
         self.outbox.keep_only(set(self.service.devices))
@@ -317,10 +323,11 @@ class CloudLink:
                 current = self.service.devices[device.id]
                 result.append(Assignment(current, self.service.models[current.model_key], desired))
                 continue
-            if generation and (device.metadata.model_extra or {}).get("generation") != generation:
-                meta = device.metadata.model_copy(update={"generation": generation})
-                device = device.model_copy(update={"metadata": meta})
-            result.append(Assignment(device, model, desired))
+            # The node keeps the generation and the cloud's opaque revision with the device, and
+            # names both in its hellos.
+            annotations = {**device.metadata.annotations, REVISION_ANNOTATION: assignment.revision}
+            meta = device.metadata.model_copy(update={"generation": generation, "annotations": annotations})
+            result.append(Assignment(device.model_copy(update={"metadata": meta}), model, desired))
         return result
 
     async def _apply(self, assigned: list[Assignment], removed: list[str]) -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
+from edgemqtt import BrokerAddress, MqttClient, NotAuthorised, password_entry
 from tests.fixtures.brokers import APP_PASSWORD, APP_USER, SecureBroker
 from tests.fixtures.processes import run_cli, service
+from tests.fixtures.tools import free_port
 
 WRONG = "Wr0ng-Passw0rd"
 
@@ -125,3 +129,29 @@ def test_a_mapper_runner_with_a_refused_login_says_so_once_and_keeps_waiting(
         assert runner.proc.poll() is None  # a long-lived process: it waits for the fix, slowly
     assert sum("refused the connection" in line for line in runner.lines) == 1
     assert all(WRONG not in line for line in runner.lines)
+
+
+async def test_the_embedded_broker_reloads_its_password_file_and_acl_on_sighup(tmp_path: Path) -> None:
+    passwords, acl = tmp_path / "passwd", tmp_path / "acl"
+    passwords.write_text(password_entry("alice", "a") + "\n")
+    acl.write_text("user alice\ntopic a/#\n")
+    port = free_port()
+    carol = BrokerAddress("127.0.0.1", port, username="carol", password="c")
+    with service(
+        "broker", "--port", str(port), "--password-file", str(passwords), "--acl-file", str(acl)
+    ) as broker:
+        broker.wait_for("embedded MQTT broker on")
+        with pytest.raises(NotAuthorised):
+            await MqttClient(carol).connect()
+        acl.write_text("user alice\ntopic a/#\nuser carol\ntopic c/#\n")
+        passwords.write_text(password_entry("alice", "a") + "\n" + password_entry("carol", "c") + "\n")
+        broker.proc.send_signal(signal.SIGHUP)
+        await asyncio.to_thread(broker.wait_for, "embedded MQTT broker reloaded")
+        async with MqttClient(carol) as client:
+            await client.publish_confirmed("c/x", b"1")
+        acl.write_text("this is not an ACL\n")
+        broker.proc.send_signal(signal.SIGHUP)
+        line = await asyncio.to_thread(broker.wait_for, "reload refused")
+        assert "keeps its previous passwords and ACL" in line
+        async with MqttClient(carol) as client:  # still served, with the rules it had
+            await client.publish_confirmed("c/x", b"2")

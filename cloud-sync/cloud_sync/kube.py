@@ -1,0 +1,223 @@
+"""The Kubernetes API through the ``kubernetes`` client, from asyncio.
+
+The client is blocking (urllib3), so every call runs in a small thread pool of its own (``workers``
+threads: the API server, not this process, is the limit) and watches run in threads of their own
+(``cloud_sync.watches``). The client's generated API classes are not used: they deserialize into
+model objects, and cloud-sync works on the JSON objects as the API sends them. Requests go through
+the client's own ``ApiClient`` (its configuration, TLS, bearer token or certificate, proxy), built
+from a kubeconfig or, inside a pod, from the service account (``from_config``).
+
+Every failure comes out as one of ``cloud_sync.errors``: no answer, 429 and 5xx are
+``ApiUnavailable`` (retry with back-off), 409 ``ApiConflict`` (re-read), 404 ``ApiNotFound``.
+The ``kubernetes`` package is imported only when a client is made (``import cloud_sync`` stays
+light for ``edgetwin cloud token``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from cloud_sync.errors import ApiError, ApiUnavailable, InvalidKubeconfig, api_error
+
+__all__ = ["JSON_PATCH", "MERGE_PATCH", "KubeApi", "Obj", "StreamResponse", "in_cluster"]
+
+log = logging.getLogger(__name__)
+
+#: A Kubernetes object as JSON.
+Obj = dict[str, Any]
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+T = TypeVar("T")
+
+
+class StreamResponse:
+    """An open streaming response (a watch): its lines as they come; ``close`` cuts it from any thread."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+
+    def lines(self) -> Iterator[bytes]:
+        pending = b""
+        for chunk in self._response.stream(None, decode_content=True):
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                if line.strip():
+                    yield line
+        if pending.strip():
+            yield pending
+
+    def close(self) -> None:
+        """Unblock a thread reading ``lines`` (it gets an error) and free the connection."""
+        try:
+            self._response.shutdown()
+        except Exception as exc:  # noqa: BLE001 - closing a dead connection may fail in many ways
+            log.debug("closing a watch connection: %s", exc)
+        self._response.release_conn()
+
+
+class KubeApi:
+    """JSON requests to one Kubernetes API server, blocking (``request``) or from asyncio (``call``)."""
+
+    def __init__(self, api_client: Any, *, workers: int = 8, timeout: float = 30.0) -> None:
+        self._client = api_client
+        self.timeout = timeout
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube-api")
+
+    @classmethod
+    def from_config(cls, kubeconfig: Path | None = None, **options: Any) -> KubeApi:
+        """A client from ``kubeconfig``, or (``None``) from the pod's service account."""
+        from kubernetes import client, config
+
+        try:
+            if kubeconfig is not None:
+                api_client = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+            else:
+                configuration = client.Configuration()
+                config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+                api_client = client.ApiClient(configuration)
+        except (config.ConfigException, OSError, ValueError, TypeError) as exc:
+            where = kubeconfig if kubeconfig is not None else "the pod's service account"
+            raise InvalidKubeconfig(f"cannot use {where}: {exc}") from exc
+        return cls(api_client, **options)
+
+    @property
+    def host(self) -> str:
+        return str(self._client.configuration.host)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._client.close()
+
+    async def aclose(self) -> None:
+        """Close, after letting the requests already sent finish (in a thread: they may need the loop)."""
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
+        self._client.close()
+
+    # -- blocking ----------------------------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str | int] | None,
+        body: Any,
+        content_type: str | None,
+        timeout: float | tuple[float, float],
+    ) -> Any:
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type or "application/json"
+        try:
+            request = self._client.param_serialize(
+                method=method,
+                resource_path=path,
+                query_params=list((query or {}).items()),
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            response = self._client.call_api(*request, _request_timeout=timeout)
+        except ApiException as exc:  # the client's own: TLS failures, refused requests
+            raise api_error(int(exc.status or 0), str(exc.reason or "Error"), "") from exc
+        except (HTTPError, OSError) as exc:
+            raise ApiUnavailable(f"the Kubernetes API at {self.host} does not answer: {exc}") from exc
+        if not 200 <= response.status < 300:
+            raise _failure(response.status, response.reason, response.read())
+        return response
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str | int] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+    ) -> Obj:
+        """Send one request and return the JSON object answered; ``ApiError`` on failure."""
+        response = self._send(method, path, query, body, content_type, self.timeout)
+        try:
+            data = response.read()
+        except Exception as exc:
+            raise ApiUnavailable(f"the Kubernetes API at {self.host} broke off an answer: {exc}") from exc
+        answer: Obj = orjson.loads(data) if data else {}
+        return answer
+
+    def open_stream(self, path: str, query: Mapping[str, str | int], read_timeout: float) -> StreamResponse:
+        response = self._send("GET", path, query, None, None, (self.timeout, read_timeout))
+        return StreamResponse(response.response)
+
+    # -- asyncio -------------------------------------------------------------------------------------
+
+    async def run(self, function: Callable[[], T]) -> T:
+        """Run a blocking function in the API's thread pool."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function)
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str | int] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+    ) -> Obj:
+        return await self.run(
+            lambda: self.request(method, path, query=query, body=body, content_type=content_type)
+        )
+
+    async def get(self, path: str) -> Obj:
+        return await self.call("GET", path)
+
+    async def list_all(
+        self, path: str, query: Mapping[str, str | int] | None = None
+    ) -> tuple[list[Obj], str]:
+        """Every object of a list (in pages of 500) and the resourceVersion to watch from."""
+        items: list[Obj] = []
+        resource_version = ""
+        token = ""
+        while True:
+            page_query: dict[str, str | int] = {**(query or {}), "limit": 500}
+            if token:
+                page_query["continue"] = token
+            page = await self.call("GET", path, query=page_query)
+            metadata = page.get("metadata") or {}
+            # The first page's version: watching from it replays what changed while paging.
+            resource_version = resource_version or str(metadata.get("resourceVersion", ""))
+            items.extend(page.get("items") or [])
+            token = str(metadata.get("continue") or "")
+            if not token:
+                return items, resource_version
+
+
+def _failure(status: int, reason: str | None, data: bytes) -> ApiError:
+    message = ""
+    status_reason = reason or ""
+    try:
+        body = orjson.loads(data) if data else {}
+    except orjson.JSONDecodeError:
+        body = {}
+    if isinstance(body, dict):
+        message = str(body.get("message", ""))
+        status_reason = str(body.get("reason") or status_reason)
+    return api_error(status, status_reason, message[:500])
+
+
+def in_cluster() -> bool:
+    """Whether this process runs in a pod (the service account is mounted and the API announced)."""
+    return (
+        bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+        and Path("/var/run/secrets/kubernetes.io/serviceaccount/token").is_file()
+    )

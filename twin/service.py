@@ -22,10 +22,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
 
 from edgemqtt.client import BrokerAddress, Message, MqttClient
 from twin._transport import translate_mqtt_errors
@@ -33,6 +32,7 @@ from twin.engine import DeviceSchema, DeviceTwin, UpdateOutcome, Version
 from twin.errors import InvalidPayload, PermanentError
 from twin.manifests import Manifests
 from twin.models import Device, DeviceModel
+from twin.observers import DefinitionsChange, DefinitionsObserver, TwinChange, TwinObserver, change_of
 from twin.presence import Presence
 from twin.registry import Assignment, NodeDevices, Redefined
 from twin.store import TwinStore
@@ -67,14 +67,7 @@ from twin.wire import (
     peek_event_id,
 )
 
-__all__ = [
-    "Assignment",
-    "DefinitionsChange",
-    "DefinitionsObserver",
-    "TwinChange",
-    "TwinObserver",
-    "TwinService",
-]
+__all__ = ["TwinService"]
 
 log = logging.getLogger(__name__)
 
@@ -347,7 +340,7 @@ class TwinService:
         )
         self._publish_events(topic.device_id, request.event_id, outcome)
         if outcome.changed:
-            self._notify(topic.device_id, _change_of(request, outcome, topic.action))
+            self._notify(topic.device_id, change_of(request, outcome, topic.action))
 
     def _publish_events(self, device_id: str, event_id: str, outcome: UpdateOutcome) -> None:
         twin, schema = self.registry.twin_of(device_id)
@@ -427,31 +420,6 @@ class TwinService:
         return member
 
 
-@dataclass(frozen=True)
-class TwinChange:
-    """What changed in a twin, for observers: desired values (set at the edge or by the cloud),
-    reported values, the device state."""
-
-    desired: frozenset[str] = frozenset()
-    reported: frozenset[str] = frozenset()
-    state: bool = False
-    origin: Literal["edge", "cloud"] = "edge"
-
-
-TwinObserver = Callable[[str, TwinChange], None]
-
-
-@dataclass(frozen=True)
-class DefinitionsChange:
-    """Devices of the node added or changed (their new definitions) and removed (their last ones)."""
-
-    changed: tuple[Device, ...] = ()
-    removed: tuple[Device, ...] = ()
-
-
-DefinitionsObserver = Callable[[DefinitionsChange], None]
-
-
 @dataclass
 class _LocalRequest:
     """An in-process request waiting in the service's queue; ``done`` resolves once it is handled."""
@@ -459,19 +427,6 @@ class _LocalRequest:
     topic: DeviceTopic
     request: TwinUpdate | StateUpdate
     done: asyncio.Future[None] = field(repr=False)
-
-
-def _change_of(request: TwinUpdate, outcome: UpdateOutcome, action: Action) -> TwinChange:
-    names = {c.name for c in outcome.changes}
-    desired = {n for n in names if (w := request.twin.get(n)) is not None and w.expected is not None}
-    reported = {n for n in names if (w := request.twin.get(n)) is not None and w.actual is not None}
-    # A versioned twin/cloud_updated is a cloud write; everything else came from the edge.
-    origin: Literal["edge", "cloud"] = "edge"
-    if action is Action.TWIN_CLOUD_UPDATED and any(
-        (w := request.twin.get(n)) is not None and w.expected_version is not None for n in desired
-    ):
-        origin = "cloud"
-    return TwinChange(desired=frozenset(desired), reported=frozenset(reported), origin=origin)
 
 
 def _iso_now() -> str:

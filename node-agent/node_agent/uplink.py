@@ -29,7 +29,8 @@ from node_agent.metrics import NodeMetrics
 from node_agent.outbox import Marks, Outbox, Owed, ReportRules, cloud_state, owed_desired, owed_report
 from twin.link import Ack, DesiredValue, DeviceReport, EdgeDesired, Report, ReportedValue, up_topic
 from twin.models import Device
-from twin.service import TwinChange, TwinService
+from twin.observers import TwinChange
+from twin.service import TwinService
 
 __all__ = ["Uplink"]
 

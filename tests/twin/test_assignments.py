@@ -10,8 +10,8 @@ from tests.fixtures.twin import SAMPLE_DEVICES, start_twin
 from twin.client import TwinClient
 from twin.engine import Version
 from twin.manifests import Manifests, load_manifests
+from twin.observers import TwinChange
 from twin.registry import Assignment
-from twin.service import TwinChange
 
 SAMPLES = load_manifests([SAMPLE_DEVICES])
 THERMOSTAT = SAMPLES.devices["default/thermostat"]

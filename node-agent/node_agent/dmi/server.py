@@ -38,7 +38,8 @@ from node_agent.dmi.sockets import (
 from node_agent.dmi.v1beta1 import api_pb2 as pb
 from node_agent.dmi.v1beta1 import api_pb2_grpc
 from twin.errors import PermanentError
-from twin.service import DefinitionsChange, TwinChange, TwinService
+from twin.observers import DefinitionsChange, TwinChange
+from twin.service import TwinService
 
 __all__ = ["DmiServer", "DmiSettings"]
 

@@ -30,6 +30,22 @@ class Member:
     device: Device
     model: DeviceModel | None
 
+    def serves_like(self, other: Member) -> bool:
+        """Whether a worker for ``other`` would talk to the device exactly as one for this member.
+
+        Desired values reach a worker as deltas, and metadata (versions, annotations) is not the
+        device's: a change of either must not reconnect the device.
+        """
+        return _binding(self) == _binding(other)
+
+
+def _binding(member: Member) -> tuple[object, object]:
+    spec = member.device.spec.model_dump(mode="json")
+    for prop in spec.get("properties") or []:
+        prop.pop("desired", None)
+    model = member.model.spec.model_dump(mode="json") if member.model is not None else None
+    return spec, model
+
 
 @dataclass(frozen=True)
 class MembershipChange:

@@ -191,7 +191,8 @@ class MapperRunner:
     def _start(self, member: Member) -> None:
         protocol = member.device.protocol_name
         current = self.workers.get(member.id)
-        if current is not None and current.member == member:
+        if current is not None and current.member.serves_like(member):
+            current.member = member  # the newer definition, for the state report cycle and the log
             return
         if not self.hosts(protocol):
             if current is not None:
@@ -209,24 +210,29 @@ class MapperRunner:
                 self._warned.add(protocol)
                 log.error("%s; its devices stay unserved while the others run", exc)  # noqa: TRY400
             return
-        if current is not None:
-            self._stop(member.id, "changed")
+        previous = self._stop(member.id, "changed") if current is not None else None
         if self._tg is None or self._mqtt is None:
             return
         worker = DeviceWorker(member, plugin, publish=self._publish, buses=self.buses, settings=self.settings)
         self.workers[member.id] = worker
         log.info("serving device %s with the %s mapper", member.id, protocol)
-        self._tasks[member.id] = self._tg.create_task(self._guard(worker), name=f"device {member.id}")
+        self._tasks[member.id] = self._tg.create_task(
+            self._guard(worker, previous), name=f"device {member.id}"
+        )
 
-    def _stop(self, device_id: str, why: str) -> None:
+    def _stop(self, device_id: str, why: str) -> asyncio.Task[None] | None:
         self.workers.pop(device_id, None)
         task = self._tasks.pop(device_id, None)
         if task is not None:
             log.info("stopped serving device %s: %s", device_id, why)
             task.cancel()
+        return task
 
-    async def _guard(self, worker: DeviceWorker) -> None:
+    async def _guard(self, worker: DeviceWorker, previous: asyncio.Task[None] | None = None) -> None:
         """Run a worker forever: an unexpected error is logged, backed off and restarted."""
+        if previous is not None:
+            # The device's previous worker first lets go of what it holds (a pin, a bus slot).
+            await asyncio.wait([previous])
         for attempt in itertools.count():
             try:
                 await worker.run()

@@ -124,7 +124,11 @@ class TwinService:
             stored = self.registry.load()
             # Given manifests replace what is stored; without them the store is the truth.
             source = stored if manifests is None else manifests
-            await self.registry.define(dict(source.models), dict(source.devices))
+            # Stored definitions were applied when they arrived: their desired values are no new
+            # writes (those of cloud-assigned devices carry their versions, not the manifest's).
+            await self.registry.define(
+                dict(source.models), dict(source.devices), manifest_desired=manifests is not None
+            )
         finally:
             if collecting:
                 gc.enable()

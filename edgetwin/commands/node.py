@@ -4,12 +4,16 @@ with ``--cloud``)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from edgetwin.commands._broker import add_broker_options, broker_address
 from edgetwin.commands._stop import run_until_stopped
 from edgetwin.settings import default_data_dir
+from edgetwin.simulators import SIMULATED, SimulatorPorts, serve_simulators
 from node_agent import CloudSettings, Gateway, GatewaySettings, InvalidGatewaySettings
 from twin.manifests import load_manifests
 
@@ -104,6 +108,34 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="N",
         help="serve Prometheus metrics on http://0.0.0.0:N/metrics (default: none)",
     )
+    local = parser.add_argument_group("single machine and demos")
+    local.add_argument(
+        "--serve-broker",
+        action="store_true",
+        help="host the embedded MQTT broker at --broker's address in this process (no mosquitto needed)",
+    )
+    local.add_argument(
+        "--simulate",
+        nargs="*",
+        metavar="PROTOCOL",
+        default=None,
+        help=f"also run simulated devices in this process, where crds/samples point: {', '.join(SIMULATED)} "
+        "(all if none is named)",
+    )
+    local.add_argument(
+        "--sim-modbus-port",
+        type=int,
+        default=5020,
+        metavar="N",
+        help="port of the simulated Modbus PLC (5020)",
+    )
+    local.add_argument(
+        "--sim-opcua-port",
+        type=int,
+        default=4840,
+        metavar="N",
+        help="port of the simulated OPC UA boiler (4840)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -167,6 +199,7 @@ async def run(args: argparse.Namespace) -> int:
             dmi_socket=args.dmi_socket,
             cloud=cloud,
             metrics_port=args.metrics_port,
+            serve_broker=args.serve_broker,
         )
     )
 
@@ -179,5 +212,21 @@ async def run(args: argparse.Namespace) -> int:
         where = f"on {broker.url}{mappers}{joined}, data in {data_dir}"
         print(f"node {args.name}: twin service for {devices} devices {where}", flush=True)
 
-    await run_until_stopped(gateway.run(), ready=gateway.ready, on_ready=banner)
+    main = gateway.run()
+    if args.simulate is not None:
+        main = _beside(
+            serve_simulators(
+                args.simulate or SIMULATED, SimulatorPorts(args.sim_modbus_port, args.sim_opcua_port)
+            ),
+            main,
+        )
+    await run_until_stopped(main, ready=gateway.ready, on_ready=banner)
     return 0
+
+
+async def _beside(helper: Coroutine[Any, Any, None], main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` with ``helper`` beside it; either one ending or failing ends both."""
+    async with asyncio.TaskGroup() as group:
+        helping = group.create_task(helper, name="simulated devices")
+        await main
+        helping.cancel()

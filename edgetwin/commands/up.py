@@ -1,10 +1,12 @@
-"""``edgetwin up``: the whole stack on one machine, on embedded defaults (what ``make run`` starts).
+"""``edgetwin up``: the whole product on one machine — cloud and edge, with simulated devices.
 
-It starts, in one process: the embedded MQTT broker, the embedded Kubernetes API server with the
-Device CRDs, a simulated Modbus PLC where ``crds/samples/modbus-tcp.yaml`` expects one, the twin
-service of node ``edge-node-1`` with the sample devices, and the installed mappers. Each piece also
-runs on its own (``edgetwin broker``, ``apiserver``, ``node``, ``mapper run``); this command only
-wires them together.
+Two processes, as a real deployment has them: the cloud (``edgetwin cloud``: the embedded API
+server, the cloud broker, cloud-sync) and one edge node (``edgetwin node``: its own broker, the
+twin, the mappers and the simulated devices in-process, joined to the cloud). ``up`` checks every
+port first (so a failed start leaves nothing half-made), starts both with their logs in
+``DATA/logs/``, applies the sample Devices through the Kubernetes API (only those missing: a second
+``up`` resumes with the same state), waits for their first values, and says what to try. Ctrl-C
+stops both.
 """
 
 from __future__ import annotations
@@ -12,173 +14,211 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import socket
-from collections.abc import AsyncIterator, Coroutine
+import signal
+import sys
+import time
 from pathlib import Path
-from typing import Any
 
-from edgemqtt.broker import embedded_broker
-from edgemqtt.client import BrokerAddress
-from edgemqtt.errors import BrokerUnavailable
+from cloud_sync import KubeApi
 from edgetwin.commands._broker import add_broker_options, broker_address
-from edgetwin.commands._stop import run_until_stopped
-from edgetwin.settings import CRDS, DEFAULT_NODE, SAMPLES, default_data_dir
-from node_agent import Gateway, GatewaySettings
+from edgetwin.settings import DEFAULT_NODE, SAMPLES, default_data_dir
+from edgetwin.simulators import check_free
+from edgetwin.stack import Child, SampleDevices, first_values
 from twin.errors import TemporaryError
-from twin.manifests import load_manifests
-from twin.service import TwinService
 
-# Where crds/samples/modbus-tcp.yaml and opcua.yaml point their devices.
-SAMPLE_MODBUS_PORT = 5020
-SAMPLE_OPCUA_PORT = 4840
+__all__ = ["register", "run"]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("up", help="run the whole stack on this machine with simulated devices")
+    parser = subparsers.add_parser(
+        "up",
+        help="run the whole stack on this machine: cloud, one edge node, simulated devices",
+        description=(
+            "Run everything on this machine, on 127.0.0.1: the embedded Kubernetes API server, the cloud "
+            "broker and cloud-sync (`edgetwin cloud`), and one edge node (`edgetwin node`) with its own "
+            "broker, the mappers and simulated devices for every protocol. The sample Devices are "
+            "applied through the API, so `kubectl get devices` shows their live values. State is kept "
+            "in --data-dir: running it again resumes. Ctrl-C stops everything."
+        ),
+    )
     parser.add_argument(
         "--data-dir", type=Path, default=default_data_dir(), help="state folder (default .edgetwin)"
     )
     parser.add_argument("--node", default=DEFAULT_NODE, help="the edge node's name (default %(default)s)")
-    parser.add_argument("--mqtt-port", type=int, default=1883, help="embedded broker port (default 1883)")
-    parser.add_argument(
-        "--apiserver-port", type=int, default=6443, help="embedded API server port (default 6443)"
-    )
     add_broker_options(
         parser,
         required_default=False,
-        help="use this broker (mqtt[s]://[USER:PASSWORD@]HOST:PORT) instead of starting the embedded one",
+        help="use this broker for the node (mqtt[s]://HOST:PORT) instead of its own embedded one",
     )
+    parser.add_argument("--kubeconfig", type=Path, help="use this cluster instead of the embedded API server")
     parser.add_argument(
         "--devices",
         type=Path,
         nargs="*",
         default=[SAMPLES],
-        help="Device/DeviceModel YAML files or folders (default: crds/samples)",
+        help="Device/DeviceModel YAML to apply when missing (default: crds/samples)",
     )
-    parser.add_argument("--no-apiserver", action="store_true", help="do not start the embedded API server")
-    parser.add_argument("--no-mappers", action="store_true", help="do not run mappers or simulated devices")
+    parser.add_argument("--no-simulators", action="store_true", help="start no simulated devices")
+    ports = parser.add_argument_group("ports (all on 127.0.0.1)")
+    ports.add_argument("--mqtt-port", type=int, default=1883, help="the node's MQTT broker (1883)")
+    ports.add_argument("--cloud-port", type=int, default=1884, help="the cloud broker (1884)")
+    ports.add_argument("--apiserver-port", type=int, default=6443, help="the embedded API server (6443)")
+    ports.add_argument("--modbus-port", type=int, default=5020, help="the simulated Modbus PLC (5020)")
+    ports.add_argument("--opcua-port", type=int, default=4840, help="the simulated OPC UA boiler (4840)")
     parser.set_defaults(run=run)
 
 
-def _banner(
-    broker: BrokerAddress, service: TwinService, data_dir: Path, kubeconfig: Path | None, mappers: bool
-) -> str:
-    devices = sorted(service.devices)
-    example = next(
-        (d for d in devices if d.endswith("/modbus-thermostat")), devices[0] if devices else "DEVICE"
-    )
-    flag = "" if broker.port == 1883 and broker.host == "127.0.0.1" else f" --broker {broker.url}"
-    lines = [
-        "edgetwin is up.",
-        f"  MQTT broker   {broker.url}",
-        f"  node          {service.node} ({len(devices)} devices; state in {data_dir})",
-        "  devices       " + ", ".join(devices),
-    ]
-    if mappers:
-        lines.append(
-            f"  mappers       in-process; simulated devices: a Modbus PLC on 127.0.0.1:{SAMPLE_MODBUS_PORT}, "
-            f"an OPC UA boiler on 127.0.0.1:{SAMPLE_OPCUA_PORT}, a BLE thermometer, GPIO mock pins"
-        )
-    if kubeconfig is not None:
-        lines.append(f"  API server    kubeconfig {kubeconfig}")
-    lines += [
-        "",
-        "Try, in another terminal (after `. .venv/bin/activate`):",
-        f"  edgetwin twin get {example}{flag}",
-        f"  edgetwin twin set {example} setpoint 22{flag}",
-        f"  edgetwin twin watch{flag}",
-    ]
-    if kubeconfig is not None:
-        lines.append(f"  export KUBECONFIG={kubeconfig}")
-        lines.append("  kubectl apply -f crds/samples/ && kubectl get devices")
-    lines += [
-        "KubeEdge MQTT apps and mappers connect to the same broker and topics ($hw/events/device/...).",
-        "Ctrl-C stops everything.",
-    ]
-    return "\n".join(lines)
+def _say(text: str, *, end: str = "\n") -> None:
+    print(text, end=end, file=sys.stderr, flush=True)
 
 
-def _check_free(what: str, port: int) -> None:
-    with socket.socket() as probe:
+def _check_ports(args: argparse.Namespace) -> None:
+    """Every port up needs is free, before anything starts: a conflict names the flag that moves it."""
+    if not args.broker:
         try:
-            probe.bind(("127.0.0.1", port))
-        except OSError as exc:
-            raise TemporaryError(f"{what} needs 127.0.0.1:{port}, which is in use ({exc.strerror})") from exc
+            check_free("the node's MQTT broker", args.mqtt_port, "--mqtt-port")
+        except TemporaryError as exc:
+            raise TemporaryError(
+                f"{exc}; or, if an MQTT broker (a mosquitto service?) holds it, use that one with "
+                f"--broker mqtt://127.0.0.1:{args.mqtt_port}"
+            ) from None
+    check_free("the cloud broker", args.cloud_port, "--cloud-port")
+    if args.kubeconfig is None:
+        check_free("the embedded API server", args.apiserver_port, "--apiserver-port")
+    if not args.no_simulators:
+        check_free("the simulated Modbus PLC", args.modbus_port, "--modbus-port")
+        check_free("the simulated OPC UA boiler", args.opcua_port, "--opcua-port")
 
 
-@contextlib.asynccontextmanager
-async def _background(coro_name: str, coro: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
-    """Run a coroutine for the duration of the block, cancelled at its end."""
-    task = asyncio.create_task(coro, name=coro_name)
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+def _cloud_command(args: argparse.Namespace, cloud_dir: Path) -> list[str]:
+    command = [
+        "cloud",
+        "--data-dir",
+        str(cloud_dir),
+        "--mqtt-port",
+        str(args.cloud_port),
+        "--admit",
+        args.node,
+    ]
+    if args.kubeconfig:
+        return [*command, "--kubeconfig", str(args.kubeconfig)]
+    return [*command, "--apiserver-port", str(args.apiserver_port)]
 
 
-async def _start_simulators(stack: contextlib.AsyncExitStack) -> None:
-    """The simulated devices crds/samples point at: a Modbus PLC, an OPC UA boiler, a BLE thermometer.
-
-    GPIO needs none: off a Raspberry Pi the GPIO mapper uses gpiozero's mock pins by itself.
-    """
-    from mappers.ble.sample import serve_sample as serve_ble
-    from mappers.modbus.simulator import serve_sample as serve_modbus
-    from mappers.opcua.simulator import serve_sample as serve_opcua
-
-    _check_free("the simulated Modbus PLC", SAMPLE_MODBUS_PORT)
-    _check_free("the simulated OPC UA boiler", SAMPLE_OPCUA_PORT)
-    await stack.enter_async_context(
-        _background("simulated modbus device", serve_modbus("127.0.0.1", SAMPLE_MODBUS_PORT))
-    )
-    await stack.enter_async_context(
-        _background("simulated OPC UA server", serve_opcua("127.0.0.1", SAMPLE_OPCUA_PORT))
-    )
-    await stack.enter_async_context(_background("simulated BLE thermometer", serve_ble()))
+def _node_command(args: argparse.Namespace, node_broker: str, cloud_dir: Path) -> list[str]:
+    command = [
+        "node",
+        args.node,
+        "--broker",
+        node_broker,
+        "--data-dir",
+        str(args.data_dir / "nodes" / args.node),
+    ]
+    command += ["--cloud", f"mqtt://127.0.0.1:{args.cloud_port}", "--token-file", str(cloud_dir / "token")]
+    command.append("--mappers")
+    if not args.broker:
+        command.append("--serve-broker")
+    if not args.no_simulators:
+        command += ["--simulate", "--sim-modbus-port", str(args.modbus_port)]
+        command += ["--sim-opcua-port", str(args.opcua_port)]
+    return command
 
 
 async def run(args: argparse.Namespace) -> int:
-    manifests = load_manifests(args.devices)
-    data_dir: Path = args.data_dir
-    kubeconfig: Path | None = None
+    samples = SampleDevices.load(
+        args.devices, node=args.node, modbus_port=args.modbus_port, opcua_port=args.opcua_port
+    )
+    _check_ports(args)
+    data: Path = args.data_dir
+    node_broker = broker_address(args).url if args.broker else f"mqtt://127.0.0.1:{args.mqtt_port}"
+    cloud_dir = data / "cloud"
+    kubeconfig = args.kubeconfig or cloud_dir / "apiserver" / "kubeconfig"
     async with contextlib.AsyncExitStack() as stack:
-        if args.broker:
-            broker = broker_address(args)
-        else:
-            try:
-                broker = await stack.enter_async_context(embedded_broker("127.0.0.1", args.mqtt_port))
-            except BrokerUnavailable as exc:
-                raise TemporaryError(
-                    f"{exc}. If another MQTT broker (a mosquitto service?) holds the port, use it with "
-                    f"--broker mqtt://127.0.0.1:{args.mqtt_port}, or pick another port with --mqtt-port"
-                ) from exc
-        if not args.no_apiserver:
-            from api_server import ApiServerError, serve
-
-            try:
-                server = await stack.enter_async_context(
-                    serve(data_dir / "apiserver", "127.0.0.1", args.apiserver_port, crds=[CRDS])
-                )
-            except ApiServerError as exc:
-                raise TemporaryError(f"the embedded API server could not start: {exc}") from exc
-            kubeconfig = server.kubeconfig_path.resolve()
-        mappers = not args.no_mappers
-        if mappers:
-            await _start_simulators(stack)
-        gateway = Gateway(
-            GatewaySettings(
-                node=args.node,
-                broker=broker,
-                data_dir=data_dir / "nodes" / args.node,
-                manifests=manifests,
-                mappers=[] if mappers else None,
-            )
+        cloud = Child("cloud", _cloud_command(args, cloud_dir), data / "logs" / "cloud.log")
+        stack.push_async_callback(cloud.stop)
+        await _start(cloud, "the cloud (API server, cloud broker, cloud-sync)", "edgetwin cloud is up")
+        node = Child(
+            args.node, _node_command(args, node_broker, cloud_dir), data / "logs" / f"{args.node}.log"
         )
-
-        def banner() -> None:
-            assert gateway.service is not None
-            print(_banner(broker, gateway.service, data_dir, kubeconfig, mappers), flush=True)
-
-        await run_until_stopped(gateway.run(), ready=gateway.ready, on_ready=banner)
+        stack.push_async_callback(node.stop)
+        what = f"node {args.node} (broker, twin, mappers, simulated devices)"
+        await _start(node, what, f"node {args.node}:")
+        _say(f"applying the sample devices ({', '.join(str(p) for p in args.devices)}) ... ", end="")
+        api = KubeApi.from_config(kubeconfig)
+        stack.push_async_callback(api.aclose)
+        created = await samples.apply_missing(api)
+        _say(f"{len(samples.devices)} devices ({created} new)")
+        waiting = [d for d in samples.devices if not samples.needs_hardware(d)]
+        _say("waiting for first values:", end="")
+        started = time.monotonic()
+        reported = await first_values(
+            api, waiting, timeout=30.0, on_value=lambda name: _say(f" {name}", end="")
+        )
+        missing = [d for d in waiting if d not in reported]
+        took = f"{time.monotonic() - started:.1f} s"
+        _say(
+            f"\n  not yet after {took}: {', '.join(missing)} (see {node.log})"
+            if missing
+            else f" - all live in {took}"
+        )
+        print(_banner(args, node_broker, kubeconfig, data), flush=True)
+        await _until_stopped(cloud, node)
+    _say(f"edgetwin stopped; state kept in {data} (run it again to resume)")
     return 0
+
+
+async def _start(child: Child, what: str, ready_line: str) -> None:
+    _say(f"starting {what} ... ", end="")
+    started = time.monotonic()
+    await child.start(ready_line)
+    _say(f"ready in {time.monotonic() - started:.1f} s")
+
+
+async def _until_stopped(*children: Child) -> None:
+    """Until Ctrl-C or SIGTERM; a child that dies on its own stops everything, with its log's tail."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        waits = {asyncio.create_task(c.wait(), name=f"watch {c.name}"): c for c in children}
+        stopping = asyncio.create_task(stop.wait(), name="wait for stop")
+        done, _ = await asyncio.wait({*waits, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (*waits, stopping):
+            task.cancel()
+        for task in done:
+            if task in waits:
+                child = waits[task]
+                raise TemporaryError(
+                    f"{child.name} stopped on its own (exit {child.returncode}); its log:\n{child.tail()}"
+                )
+        print("", file=sys.stderr)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _banner(args: argparse.Namespace, node_broker: str, kubeconfig: Path, data: Path) -> str:
+    flag = "" if node_broker == "mqtt://127.0.0.1:1883" else f" --broker {node_broker}"
+    return "\n".join(
+        [
+            "edgetwin is up.",
+            f"  Kubernetes API  kubeconfig {kubeconfig.resolve()}",
+            f"  cloud broker    mqtt://127.0.0.1:{args.cloud_port} (cloud-sync ↔ node {args.node})",
+            f"  node {args.node}   MQTT {node_broker} (KubeEdge apps and mappers connect here)",
+            f"  logs            {data / 'logs'}",
+            "",
+            "Try, in another terminal (after `. .venv/bin/activate`):",
+            f"  export KUBECONFIG={kubeconfig.resolve()}",
+            "  kubectl get devices                              # live values and state",
+            "  kubectl get nodes",
+            "  kubectl patch device led-light --type json -p "
+            '\'[{"op":"replace","path":"/spec/properties/0/desired/value","value":"true"}]\'',
+            f"  edgetwin twin list{flag}                          # the same from the node's MQTT",
+            f"  edgetwin twin watch{flag}",
+            f"  edgetwin twin set modbus-thermostat setpoint 22{flag}",
+            "  kubectl apply -f my-device.yaml                  # your own device: spec.nodeName "
+            + args.node,
+            "Ctrl-C stops everything.",
+        ]
+    )

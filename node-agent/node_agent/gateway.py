@@ -11,6 +11,7 @@ any other piece starts: a node with its cloud unreachable serves its devices at 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +62,8 @@ class GatewaySettings:
     #: Serve Prometheus metrics on this port (``None``: not at all).
     metrics_port: int | None = None
     metrics_refresh: float = 5.0
+    #: Host the embedded MQTT broker at ``broker``'s address (a gateway with no mosquitto).
+    serve_broker: bool = False
 
     def __post_init__(self) -> None:
         if self.cloud is not None and self.manifests is not None:
@@ -102,6 +105,16 @@ class Gateway:
         return self._metrics
 
     async def run(self) -> None:
+        settings = self.settings
+        async with contextlib.AsyncExitStack() as stack:
+            if settings.serve_broker:
+                # Opened before the twin connects to it and closed after the twin has flushed.
+                from edgemqtt import embedded_broker
+
+                await stack.enter_async_context(embedded_broker(settings.broker.host, settings.broker.port))
+            await self._run_node()
+
+    async def _run_node(self) -> None:
         settings = self.settings
         async with TwinStore(settings.data_dir, flush_interval=settings.flush_interval) as store:
             service = TwinService(settings.node, settings.broker, store, legacy_topics=settings.legacy_topics)

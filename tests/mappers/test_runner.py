@@ -336,3 +336,52 @@ async def test_device_whose_library_swallows_a_cancellation_still_stops(
         (task,) = _Swallowing.tasks
         await asyncio.wait([task], timeout=10)
         assert task.done()
+
+
+class _Exclusive(Mapper[PluginConfig, PluginConfig]):
+    """Counts how many instances hold the device at once (a GPIO pin can be held by one)."""
+
+    protocol = "exclusive"
+    holding = 0
+    most = 0
+    connects = 0
+
+    async def connect(self) -> None:
+        cls = type(self)
+        cls.connects += 1
+        cls.holding += 1
+        cls.most = max(cls.most, cls.holding)
+
+    async def close(self) -> None:
+        await asyncio.sleep(0.05)  # letting go takes a moment, as closing a real link does
+        type(self).holding -= 1
+
+    async def read(self, prop: MappedProperty[PluginConfig]) -> Value:
+        return 1.0
+
+
+async def test_a_changed_device_is_reconnected_only_after_its_old_connection_is_closed(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    _Exclusive.holding = _Exclusive.most = _Exclusive.connects = 0
+    registry = Registry(plugins={"exclusive": _Exclusive})
+    first = device("x", "thermo-model", "exclusive", {"a": 1}, {"temp": {}})
+    changed = device("x", "thermo-model", "exclusive", {"a": 2}, {"temp": {}})
+    async with mapper_stack(mosquitto.address, manifests(THERMO, first), tmp_path, registry=registry) as stack:
+        await stack.state("default/x", "online")
+        await stack.twin.set_definitions(manifests(THERMO, changed))
+        await until(lambda: _Exclusive.connects == 2)
+        await stack.state("default/x", "online")
+    assert _Exclusive.most == 1
+
+
+async def test_a_new_desired_value_in_the_device_spec_does_not_reconnect_the_device(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    forget_all()
+    async with mapper_stack(mosquitto.address, manifests(THERMO, thermo("a")), tmp_path) as stack:
+        await stack.state("default/a", "online")
+        worker = stack.runner.workers["default/a"]
+        await stack.twin.set_definitions(manifests(THERMO, thermo("a", desired={"target": "25"})))
+        await until(lambda: simulated("default/a").values.get("target") == 25)
+        assert stack.runner.workers["default/a"] is worker

@@ -81,3 +81,16 @@ async def test_a_complete_assignment_takes_away_the_devices_it_does_not_list(
         assert set(service.devices) == {"default/thermostat"}
         assert set(service.models) == {"default/thermostat-model"}
     assert (tmp_path / "removed" / "plant__boiler.json").exists()
+
+
+async def test_a_restart_from_the_store_keeps_the_cloud_s_versions_of_assigned_desired_values(
+    broker: BrokerAddress, tmp_path: Path
+) -> None:
+    async with start_twin(broker, Manifests(), data_dir=tmp_path) as service:
+        await service.apply_assignments([assignment({"target": ("22", Version(1796143644749, 0))})])
+        before = service.held()
+    # The stored Device carries desired "20" in its spec (the manifest's); the cloud's pair is what counts.
+    async with start_twin(broker, None, data_dir=tmp_path) as service:
+        assert service.held() == before
+        expected = service.twins["default/thermostat"].properties["target"].expected
+        assert expected is not None and expected.value == "22"

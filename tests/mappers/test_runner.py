@@ -367,7 +367,9 @@ async def test_a_changed_device_is_reconnected_only_after_its_old_connection_is_
     registry = Registry(plugins={"exclusive": _Exclusive})
     first = device("x", "thermo-model", "exclusive", {"a": 1}, {"temp": {}})
     changed = device("x", "thermo-model", "exclusive", {"a": 2}, {"temp": {}})
-    async with mapper_stack(mosquitto.address, manifests(THERMO, first), tmp_path, registry=registry) as stack:
+    async with mapper_stack(
+        mosquitto.address, manifests(THERMO, first), tmp_path, registry=registry
+    ) as stack:
         await stack.state("default/x", "online")
         await stack.twin.set_definitions(manifests(THERMO, changed))
         await until(lambda: _Exclusive.connects == 2)

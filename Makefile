@@ -5,38 +5,53 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+TESTSTAMP := $(VENV)/.installed-test
 DATA   ?= .edgetwin
+SHELL  := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# pip's progress, one line per package, without its noise.
+PIP_PROGRESS := sed -un -E '/^(Collecting|Installing collected|Successfully installed)/s/^/  /p'
 
 .PHONY: run test lint bench tools clean help
 
 help:
-	@echo "make run    start the single-machine stack (embedded broker, twin, sample devices)"
+	@echo "make run    start the whole stack on this machine (cloud, one edge node, simulated devices)"
 	@echo "make test   install test tools and run lint, import rules and all tests"
 	@echo "make bench  run the benchmarks in bench/ (figures in bench/README.md)"
 
+# What running needs (make run), then what testing adds (make test).
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "edgetwin needs Python 3.11 or newer")'
+	@echo "creating the virtual environment $(VENV) and installing edgetwin into it (about a minute the first time)"
 	@$(PYTHON) -m venv $(VENV) || { echo "python venv failed: on Debian/Ubuntu run 'apt-get install python3-venv'"; exit 1; }
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[all,test]'
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --progress-bar off -e '.[all]' | $(PIP_PROGRESS)
+	@rm -f $(TESTSTAMP)
+	@touch $@
+
+$(TESTSTAMP): $(STAMP)
+	@echo "installing the test tools into $(VENV)"
+	@$(BIN)/python -m pip install --progress-bar off -e '.[all,test]' | $(PIP_PROGRESS)
 	@touch $@
 
 tools:
 	@bash scripts/install-test-tools.sh
 
+# Ctrl-C is for edgetwin, which stops everything and says goodbye; the shell ignores it so that
+# make does not report an interrupted recipe.
 run: $(STAMP)
-	$(BIN)/edgetwin up --data-dir $(DATA) $(ARGS)
+	@trap 'true' INT; $(BIN)/edgetwin up --data-dir $(DATA) $(ARGS)
 
-lint: $(STAMP)
+lint: $(TESTSTAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy edgemqtt twin mappers edgetwin cloud-sync/cloud_sync api-server/api_server node-agent/node_agent
 
-test: $(STAMP) tools lint
+test: $(TESTSTAMP) tools lint
 	$(BIN)/python -m pytest
 
-bench: $(STAMP) tools
+bench: $(TESTSTAMP) tools
 	$(BIN)/python bench/twin_throughput.py
 	$(BIN)/python bench/mqtt_client_cpu.py
 	$(BIN)/python bench/store_writes.py

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
 import subprocess
 from pathlib import Path
 
@@ -12,9 +10,8 @@ from edgemqtt.client import BrokerAddress
 from tests.fixtures.brokers import Mosquitto
 from tests.fixtures.mqtt import mqtt_probe
 from tests.fixtures.processes import EDGETWIN, run_cli, service
-from tests.fixtures.tools import VENV_BIN, free_port
+from tests.fixtures.tools import free_port
 from tests.fixtures.twin import SAMPLE_DEVICES
-from twin.client import TwinClient
 
 
 def test_help_lists_the_commands() -> None:
@@ -82,51 +79,6 @@ def test_get_set_and_watch_through_the_command_line(tmp_path: Path, mosquitto: M
         refused = run_cli("twin", "set", "thermostat", "target", "hot", "--broker", url)
         assert refused.returncode == 2
         assert "'hot' is not an integer" in refused.stderr
-
-
-async def test_up_runs_the_whole_stack_with_a_simulated_plc(tmp_path: Path) -> None:
-    port, api_port = free_port(), free_port()
-    url = f"mqtt://127.0.0.1:{port}"
-    args = ["up", "--mqtt-port", str(port), "--apiserver-port", str(api_port), "--data-dir", str(tmp_path)]
-    with service(*args) as stack:
-        stack.wait_for("edgetwin is up")
-        stack.wait_for("Ctrl-C stops everything")
-        # The Modbus mapper reads the simulated PLC into the twin...
-        async with TwinClient(url) as client, client.subscription("default/modbus-thermostat") as events:
-            state = await client.get("default/modbus-thermostat")
-            while state["temperature"].reported is None:
-                await events.get()
-                state = await client.get("default/modbus-thermostat")
-            # ...and a desired value set from the command line lands in the PLC and is read back.
-            result = await asyncio.to_thread(
-                run_cli, "twin", "set", "modbus-thermostat", "setpoint", "24", "--broker", url
-            )
-            assert result.returncode == 0, result.stderr
-            while state["setpoint"].reported != "24":
-                await events.get()
-                state = await client.get("default/modbus-thermostat")
-        # kubectl talks to the embedded API server with the kubeconfig it wrote.
-        kubeconfig = tmp_path / "apiserver" / "kubeconfig"
-        kubectl = await asyncio.to_thread(
-            subprocess.run,
-            [str(VENV_BIN / "kubectl"), "--kubeconfig", str(kubeconfig), "get", "crds", "-o", "name"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert kubectl.returncode == 0, kubectl.stderr
-        assert "customresourcedefinition.apiextensions.k8s.io/devices.devices.kubeedge.io" in kubectl.stdout
-
-
-def test_up_on_a_taken_port_says_how_to_use_the_broker_there(tmp_path: Path) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        result = run_cli("up", "--mqtt-port", str(port), "--data-dir", str(tmp_path), "--no-apiserver")
-    assert result.returncode != 0
-    assert f"--broker mqtt://127.0.0.1:{port}" in result.stderr
 
 
 async def test_broker_command_serves_kubeedge_topics() -> None:

@@ -2,7 +2,11 @@
 
 A new plugin author starts from working code, not from documentation: the generated package has a
 ``pyproject.toml`` with the ``edgetwin.mappers`` entry point, a plugin modelled on
-``mappers.virtual`` with a simulated device where the protocol library goes, and a passing test.
+``mappers.virtual`` with a simulated device where the protocol library goes, a sample
+DeviceModel and Device for it, and a passing test.
+
+A protocol name is what Devices write in ``spec.protocol.protocolName``, so KubeEdge's spellings
+(``my-bus``) are taken as they are; the Python module and class are derived from it.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ from string import Template
 
 from twin.errors import PermanentError
 
-__all__ = ["NAME_PATTERN", "ScaffoldError", "scaffold"]
+__all__ = ["NAME_PATTERN", "NAME_RULE", "ScaffoldError", "scaffold"]
 
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+NAME_PATTERN = re.compile(r"^[a-z](?:[a-z0-9]|[-_](?=[a-z0-9])){0,39}$")
+NAME_RULE = "lower-case letters, digits, '-' and '_', starting with a letter, at most 40 characters"
 
 
 class ScaffoldError(PermanentError):
@@ -58,8 +63,17 @@ An edgetwin mapper plugin for the `$name` protocol.
 
     pip install -e .            # into the environment where edgetwin is installed
     edgetwin mapper list        # shows "$name"
-    edgetwin mapper run $name --node edge-node-1 --broker mqtt://127.0.0.1:1883
     python -m pytest            # the plugin's tests
+
+Try it with the sample device in `examples/device.yaml` (a DeviceModel and a Device on node
+`edge-node-1`), on one machine:
+
+    edgetwin node edge-node-1 --serve-broker --devices examples/ --mappers $name
+    edgetwin twin get demo-$name          # in another terminal: the reported value of `level`
+    edgetwin twin set demo-$name level 9  # written through the plugin and read back
+
+or, with a cluster (`edgetwin up`, or `edgetwin cloud` and `edgetwin node --cloud`),
+`kubectl apply -f examples/device.yaml` and `edgetwin mapper run $name --node edge-node-1`.
 
 A Device served by it sets `spec.protocol.protocolName: $name`; its `configData` is validated by
 `${cls}Config` and each property's `visitors.configData` by `${cls}Visitor` (see `src/$module/__init__.py`).
@@ -148,6 +162,51 @@ class ${cls}(Mapper[${cls}Config, ${cls}Visitor]):
             raise DeviceRefused(str(exc)) from exc
 ''')
 
+_EXAMPLE = Template("""\
+# A sample device for the $name mapper: `kubectl apply -f` this file, or pass its folder to
+# `edgetwin node edge-node-1 --devices`. Edit configData to point at your device.
+apiVersion: devices.kubeedge.io/v1beta1
+kind: DeviceModel
+metadata:
+  name: demo-$name-model
+  namespace: default
+spec:
+  protocol: $name
+  properties:
+    - name: level
+      type: INT
+      accessMode: ReadWrite
+      minimum: 0
+      maximum: 100
+---
+apiVersion: devices.kubeedge.io/v1beta1
+kind: Device
+metadata:
+  name: demo-$name
+  namespace: default
+spec:
+  deviceModelRef:
+    name: demo-$name-model
+  nodeName: edge-node-1
+  protocol:
+    protocolName: $name
+    configData:
+      host: 127.0.0.1
+      port: 4000
+  properties:
+    - name: level
+      collectCycle: 1000
+      reportCycle: 1000
+      reportToCloud: true
+      desired:
+        value: "7"
+      visitors:
+        protocolName: $name
+        configData:
+          address: level
+          initial: "7"
+""")
+
 _TEST = Template('''\
 """The $name plugin reads and writes through the SDK's interface, and installs as an entry point."""
 
@@ -160,7 +219,13 @@ from mappers import Buses, Registry
 from mappers.binding import bind_device
 from twin.models import Device, DeviceModel
 
+from pathlib import Path
+
+from twin.manifests import load_manifests
+
 from $module import ${cls}
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
 
 MODEL = DeviceModel.model_validate(
     {
@@ -196,6 +261,15 @@ def test_reads_and_writes_a_property() -> None:
     assert asyncio.run(scenario()) == ["7", "9"]
 
 
+def test_the_sample_device_binds_to_the_plugin() -> None:
+    manifests = load_manifests([EXAMPLES])
+    (device,) = manifests.devices.values()
+    (model,) = manifests.models.values()
+    binding = bind_device(device, model, ${cls})
+    assert binding.problems == ()
+    assert [prop.name for prop in binding.device.properties] == ["level"]
+
+
 def test_is_registered_under_its_protocol_name() -> None:
     names = {ep.name for ep in entry_points(group="edgetwin.mappers")}
     if "$name" in names:  # installed (pip install -e .)
@@ -208,13 +282,13 @@ def test_is_registered_under_its_protocol_name() -> None:
 def scaffold(name: str, parent: Path) -> Path:
     """Write the package ``edgetwin-mapper-NAME`` under ``parent``; returns its folder."""
     if not NAME_PATTERN.match(name):
-        raise ScaffoldError(
-            f"{name!r} is not a usable protocol name: "
-            "lower-case letters, digits and '_', starting with a letter"
-        )
-    dist = f"edgetwin-mapper-{name.replace('_', '-')}"
-    module = f"edgetwin_mapper_{name}"
-    cls = "".join(part.capitalize() for part in name.split("_")) + "Mapper"
+        hint = name.lower()
+        suggestion = f" (did you mean {hint!r}?)" if hint != name and NAME_PATTERN.match(hint) else ""
+        raise ScaffoldError(f"{name!r} is not a usable protocol name: {NAME_RULE}{suggestion}")
+    words = re.split(r"[-_]", name)
+    dist = "edgetwin-mapper-" + "-".join(words)
+    module = "edgetwin_mapper_" + "_".join(words)
+    cls = "".join(word.capitalize() for word in words) + "Mapper"
     root = parent / dist
     if root.exists():
         raise ScaffoldError(f"{root} already exists")
@@ -223,7 +297,8 @@ def scaffold(name: str, parent: Path) -> Path:
         root / "pyproject.toml": _PYPROJECT,
         root / "README.md": _README,
         root / "src" / module / "__init__.py": _PLUGIN,
-        root / "tests" / f"test_{name}.py": _TEST,
+        root / "examples" / "device.yaml": _EXAMPLE,
+        root / "tests" / f"test_{'_'.join(words)}.py": _TEST,
     }
     for path, template in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)

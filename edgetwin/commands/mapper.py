@@ -12,7 +12,7 @@ from pathlib import Path
 from edgetwin.commands._broker import add_broker_options, broker_address
 from edgetwin.settings import DEFAULT_NODE, default_data_dir
 from mappers import PluginUnavailable, Registry, run_mappers
-from mappers.scaffold import scaffold
+from mappers.scaffold import NAME_RULE, scaffold
 from node_agent.dmi import find_rosters
 
 
@@ -40,8 +40,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_broker_options(run)
     run.set_defaults(run=run_run)
 
-    new = verbs.add_parser("new", help="create a plugin package with a working example and a test")
-    new.add_argument("name", help="the protocol name (lower case, e.g. mybus)")
+    new = verbs.add_parser(
+        "new",
+        help="create a plugin package with a working example, a sample device and tests",
+        description="Write edgetwin-mapper-NAME/: pyproject.toml with the entry point, the plugin "
+        "(a simulated connection where your protocol library goes), examples/device.yaml and tests.",
+    )
+    new.add_argument(
+        "name",
+        help="the protocol name Devices give in spec.protocol.protocolName, e.g. mybus or my-bus "
+        f"({NAME_RULE})",
+    )
     new.add_argument("--dir", type=Path, default=Path(), help="where to create the package (default: here)")
     new.set_defaults(run=run_new)
 
@@ -118,4 +127,5 @@ def run_new(args: argparse.Namespace) -> int:
     root = scaffold(args.name, args.dir)
     print(f"created {root}")
     print(f"  cd {root} && pip install -e . && edgetwin mapper list && python -m pytest")
+    print(f"  sample device: {root / 'examples' / 'device.yaml'} (README.md says how to run it)")
     return 0

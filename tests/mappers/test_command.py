@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 
 from tests.fixtures.brokers import Mosquitto
 from tests.fixtures.mqtt import mqtt_probe
+from tests.fixtures.tools import free_port
 from tests.fixtures.twin import start_twin
 from tests.mappers.builders import device, manifests, model
 
@@ -50,6 +52,20 @@ def test_mapper_new_refuses_a_name_that_cannot_be_a_package(tmp_path: Path) -> N
     result = edgetwin("mapper", "new", "My-Bus", "--dir", str(tmp_path))
     assert result.returncode == 2
     assert "not a usable protocol name" in result.stderr
+    assert "did you mean 'my-bus'?" in result.stderr
+    for bad in ("my--bus", "bus-", "9bus", "my.bus"):
+        assert edgetwin("mapper", "new", bad, "--dir", str(tmp_path)).returncode == 2, bad
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mapper_new_takes_a_kubeedge_style_dashed_name(tmp_path: Path) -> None:
+    result = edgetwin("mapper", "new", "my-bus", "--dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    package = tmp_path / "edgetwin-mapper-my-bus"
+    assert 'my-bus = "edgetwin_mapper_my_bus:MyBusMapper"' in (package / "pyproject.toml").read_text()
+    assert 'protocol = "my-bus"' in (package / "src" / "edgetwin_mapper_my_bus" / "__init__.py").read_text()
+    assert "protocolName: my-bus" in (package / "examples" / "device.yaml").read_text()
+    assert (package / "tests" / "test_my_bus.py").is_file()
 
 
 @dataclass
@@ -93,7 +109,7 @@ def test_new_plugin_installed_with_pip_is_listed_and_its_own_tests_pass(acme_plu
         check=False,
     )
     assert tests.returncode == 0, tests.stdout + tests.stderr
-    assert "2 passed" in tests.stdout
+    assert "3 passed" in tests.stdout
 
 
 async def test_new_plugin_installed_with_pip_serves_its_devices(
@@ -129,3 +145,47 @@ async def test_new_plugin_installed_with_pip_serves_its_devices(
             proc.send_signal(signal.SIGINT)
             out, _ = await asyncio.wait_for(proc.communicate(), 20)
     assert "serving device default/gauge with the acme mapper" in out.decode()
+
+
+async def test_new_plugin_runs_its_sample_device_as_its_readme_says(
+    acme_plugin: Plugin, tmp_path: Path
+) -> None:
+    """The README's commands: a node with its own broker, the sample device, the plugin; get, set."""
+    broker = f"mqtt://127.0.0.1:{free_port()}"
+    examples = acme_plugin.package / "examples"
+    node = await asyncio.create_subprocess_exec(
+        *(str(EDGETWIN), "node", "edge-node-1", "--serve-broker", "--broker", broker),
+        *("--data-dir", str(tmp_path / "node"), "--devices", str(examples), "--mappers", "acme"),
+        env=acme_plugin.env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        got = await asyncio.to_thread(edgetwin, "twin", "get", "demo-acme", "--broker", broker, "--json")
+        assert got.returncode == 0, got.stderr
+        assert json.loads(got.stdout)["properties"]["level"]["desired"] == "7"
+        watch = await asyncio.create_subprocess_exec(
+            *(str(EDGETWIN), "twin", "watch", "demo-acme", "--broker", broker, "--json"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            written = await asyncio.to_thread(
+                edgetwin, "twin", "set", "demo-acme", "level", "9", "--broker", broker
+            )
+            assert written.returncode == 0, written.stderr
+            assert watch.stdout is not None
+            async with asyncio.timeout(20):
+                while True:
+                    event = json.loads(await watch.stdout.readline())
+                    level = event.get("twin", {}).get("level", {})
+                    if level.get("current", {}).get("actual", {}).get("value") == "9":
+                        break
+        finally:
+            watch.send_signal(signal.SIGINT)
+            await watch.wait()
+    finally:
+        node.send_signal(signal.SIGINT)
+        out, _ = await asyncio.wait_for(node.communicate(), 30)
+    assert node.returncode == 130, out.decode()  # ended by Ctrl-C, as a shell reports it
+    assert "serving device default/demo-acme with the acme mapper" in out.decode()

@@ -33,7 +33,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     common = argparse.ArgumentParser(add_help=False)
     add_broker_options(common)
     common.add_argument(
-        "--timeout", type=float, default=5.0, help="seconds to wait for each answer of the twin (default 5)"
+        "--timeout",
+        type=float,
+        default=5.0,
+        help="seconds to wait for each request to the twin service to be answered, once it is up "
+        "(default 5); watch uses it only for its first requests, then follows until Ctrl-C or --count",
     )
     common.add_argument(
         "--wait",

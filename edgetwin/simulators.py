@@ -45,8 +45,10 @@ def check_free(what: str, port: int, flag: str, host: str = "127.0.0.1") -> None
             ) from exc
 
 
-async def serve_simulators(protocols: Sequence[str], ports: SimulatorPorts) -> None:
-    """Serve the simulated devices of ``protocols`` until cancelled."""
+async def serve_simulators(
+    protocols: Sequence[str], ports: SimulatorPorts, ready: asyncio.Event | None = None
+) -> None:
+    """Serve the simulated devices of ``protocols`` until cancelled; ``ready`` once all listen."""
     unknown = sorted(set(protocols) - set(SIMULATED))
     if unknown:
         raise TemporaryError(f"no simulator for {', '.join(unknown)} (there are: {', '.join(SIMULATED)})")
@@ -54,17 +56,24 @@ async def serve_simulators(protocols: Sequence[str], ports: SimulatorPorts) -> N
         check_free("the simulated Modbus PLC", ports.modbus, "--sim-modbus-port")
     if "opcua" in protocols:
         check_free("the simulated OPC UA boiler", ports.opcua, "--sim-opcua-port")
+    started = {protocol: asyncio.Event() for protocol in protocols}
     async with asyncio.TaskGroup() as group:
         if "modbus" in protocols:
             from mappers.modbus.simulator import serve_sample as serve_modbus
 
-            group.create_task(serve_modbus("127.0.0.1", ports.modbus), name="simulated Modbus PLC")
+            plc = serve_modbus("127.0.0.1", ports.modbus, ready=started["modbus"])
+            group.create_task(plc, name="simulated Modbus PLC")
         if "opcua" in protocols:
             from mappers.opcua.simulator import serve_sample as serve_opcua
 
-            group.create_task(serve_opcua("127.0.0.1", ports.opcua), name="simulated OPC UA boiler")
+            boiler = serve_opcua("127.0.0.1", ports.opcua, ready=started["opcua"])
+            group.create_task(boiler, name="simulated OPC UA boiler")
         if "ble" in protocols:
             from mappers.ble.sample import serve_sample as serve_ble
 
-            group.create_task(serve_ble(), name="simulated BLE thermometer")
+            group.create_task(serve_ble(ready=started["ble"]), name="simulated BLE thermometer")
+        for event in started.values():
+            await event.wait()
         log.info("simulated devices: %s", ", ".join(protocols))
+        if ready is not None:
+            ready.set()

@@ -31,11 +31,11 @@ GROUP, VERSION = "devices.kubeedge.io", "v1beta1"
 
 
 class Child:
-    """``python -m edgetwin ARGS`` in its own process, its output tee'd to ``log``."""
+    """A command in its own process (``python -m edgetwin ARGS`` by default), its output tee'd to ``log``."""
 
-    def __init__(self, name: str, args: list[str], log: Path) -> None:
+    def __init__(self, name: str, args: list[str], log: Path, *, program: list[str] | None = None) -> None:
         self.name = name
-        self.args = args
+        self.argv = [*(program or [sys.executable, "-m", "edgetwin"]), *args]
         self.log = log
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -52,10 +52,7 @@ class Child:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self._ready_line = ready_line
         self._proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "edgetwin",
-            *self.args,
+            *self.argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -136,11 +133,11 @@ class SampleDevices:
     def devices(self) -> list[str]:
         return [o["metadata"]["name"] for o in self.objects if o["kind"] == "Device"]
 
-    def needs_hardware(self, name: str) -> bool:
-        """A sample that points at hardware no simulator stands in for (a serial port)."""
+    def needs_hardware(self, name: str) -> str:
+        """The hardware a sample points at that no simulator stands in for (a serial port), or ``""``."""
         device = next(o for o in self.objects if o["kind"] == "Device" and o["metadata"]["name"] == name)
         config = ((device.get("spec") or {}).get("protocol") or {}).get("configData") or {}
-        return bool(config.get("serialPort"))
+        return str(config.get("serialPort") or "")
 
     async def apply_missing(self, api: KubeApi) -> int:
         """Create the Devices and DeviceModels the cluster does not have yet; how many Devices."""

@@ -26,12 +26,17 @@ from typing import Any
 
 from twin.link import DeviceReport, ReportedValue
 
-__all__ = ["STATES", "Pending", "Ticket", "merge_status"]
+__all__ = ["STATES", "Pending", "Ticket", "crd_state", "merge_status"]
 
 STATES = frozenset({"online", "offline", "unhealthy", "unknown"})
 _STATE_ALIASES = {"ok": "online", "disconnected": "offline"}
 _arrivals = itertools.count(1)
 _CONDITION_KEYS = ("status", "reason", "message")
+
+
+def crd_state(state: str) -> str:
+    """A node's device state as the CRD spells it (``ok`` is ``online``, ``disconnected`` ``offline``)."""
+    return _STATE_ALIASES.get(state, state)
 
 
 @dataclass(eq=False)
@@ -158,7 +163,7 @@ def merge_status(
     state_report = spec.get("stateReport")
     reports_state = not (isinstance(state_report, dict) and state_report.get("reportToCloud") is False)
     if pending.state is not None:
-        state = _STATE_ALIASES.get(pending.state[0], pending.state[0])
+        state = crd_state(pending.state[0])
         if not reports_state:
             left_out.append("state: stateReport.reportToCloud is false")
         elif state not in STATES:

@@ -3,7 +3,9 @@
 ``offer`` takes an ``up/report`` and merges each device's part into what waits for that device's
 next status write (``reports.Pending``). A device is written at most once per its report cycle (the
 smallest ``reportCycle`` of its properties that report to the cloud, or ``default_cycle``) however
-many reports arrive in between: they are merged, the newest value of each property winning. Each
+many reports arrive in between: they are merged, the newest value of each property winning. News
+is written at once: a new device state, or a property's first value (someone who has just applied
+a Device waits for that, not for its report cycle); each property is new once. Each
 write goes through the status subresource as a merge patch carrying the resourceVersion it was
 computed from, so it never overwrites what another replica wrote meanwhile:
 
@@ -21,6 +23,7 @@ keeps and resends until then (docs/cloud-link.md). A device reported by a node t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -31,10 +34,10 @@ from cloud_sync.inventory import Inventory
 from cloud_sync.kube import MERGE_PATCH, KubeApi, Obj
 from cloud_sync.metrics import Metrics
 from cloud_sync.recorder import Recorder
-from cloud_sync.reports import Pending, Ticket, merge_status
+from cloud_sync.reports import Pending, Ticket, crd_state, merge_status
 from cloud_sync.resources import DEVICES
 from cloud_sync.retry import DELAYS, Backoff
-from twin.link import Ack, Report
+from twin.link import Ack, DeviceReport, Report
 
 __all__ = ["AckSender", "StatusWriter"]
 
@@ -75,6 +78,10 @@ class StatusWriter:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._group: asyncio.TaskGroup | None = None
         self._warned: set[tuple[str, str]] = set()
+        #: Per device, the properties with a value in its status (or on their way) and its state.
+        self._known: dict[str, tuple[set[str], str | None]] = {}
+        #: Per device, set when news arrives while its writer waits for the report cycle.
+        self._news: dict[str, asyncio.Event] = {}
 
     # -- input ---------------------------------------------------------------------------------------
 
@@ -92,9 +99,30 @@ class StatusWriter:
                 continue
             ticket.remaining.add(device_id)
             self._pending.setdefault(device_id, Pending()).add(node, part, ticket)
+            if self._is_news(device_id, part):
+                self._news.setdefault(device_id, asyncio.Event()).set()
             self._schedule(device_id)
         if not ticket.remaining:
             self._done(ticket)
+
+    def _is_news(self, device_id: str, part: DeviceReport) -> bool:
+        known = self._known.get(device_id)
+        if known is None:
+            status = (self.inventory.devices.get(device_id) or {}).get("status") or {}
+            twins = [t for t in status.get("twins") or [] if isinstance(t, dict) and t.get("reported")]
+            known = self._known[device_id] = (
+                {str(t.get("propertyName")) for t in twins},
+                status.get("state"),
+            )
+        names, state = known
+        return (part.state is not None and crd_state(part.state) != state) or not names.issuperset(part.twins)
+
+    def _take_news(self, device_id: str, snapshot: Pending) -> None:
+        """What ``snapshot`` carries is no news any more."""
+        self._news.pop(device_id, None)
+        names, state = self._known.get(device_id, (set(), None))
+        names.update(snapshot.twins)
+        self._known[device_id] = (names, crd_state(snapshot.state[0]) if snapshot.state else state)
 
     def mark_unknown(self, device_id: str) -> None:
         """The device's node is gone: its state is ``unknown`` (if the status has a state at all)."""
@@ -140,10 +168,14 @@ class StatusWriter:
             while (pending := self._pending.get(device_id)) is not None and not pending.empty:
                 cycle = self.inventory.report_cycle(device_id) or self.default_cycle
                 wait = self._last_write.get(device_id, -cycle) + cycle - loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
+                news = self._news.setdefault(device_id, asyncio.Event())
+                if wait > 0 and not news.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(wait):
+                            await news.wait()
                     continue
                 snapshot = pending.snapshot()
+                self._take_news(device_id, snapshot)
                 started = loop.time()
                 try:
                     written = await self._write(device_id, snapshot, fresh=fresh)

@@ -188,6 +188,8 @@ async def run(args: argparse.Namespace) -> int:
     data_dir = args.data_dir or default_data_dir() / "nodes" / args.name
     manifests = load_manifests(args.devices) if args.devices else None
     broker = broker_address(args)
+    # The simulated devices listen before the mappers start: no "connection refused" at start.
+    simulated = asyncio.Event()
     gateway = Gateway(
         GatewaySettings(
             node=args.name,
@@ -200,6 +202,7 @@ async def run(args: argparse.Namespace) -> int:
             cloud=cloud,
             metrics_port=args.metrics_port,
             serve_broker=args.serve_broker,
+            mappers_after=simulated.wait if args.simulate is not None else None,
         )
     )
 
@@ -214,12 +217,8 @@ async def run(args: argparse.Namespace) -> int:
 
     main = gateway.run()
     if args.simulate is not None:
-        main = _beside(
-            serve_simulators(
-                args.simulate or SIMULATED, SimulatorPorts(args.sim_modbus_port, args.sim_opcua_port)
-            ),
-            main,
-        )
+        ports = SimulatorPorts(args.sim_modbus_port, args.sim_opcua_port)
+        main = _beside(serve_simulators(args.simulate or SIMULATED, ports, simulated), main)
     await run_until_stopped(main, ready=gateway.ready, on_ready=banner)
     return 0
 

@@ -20,13 +20,19 @@ import time
 from pathlib import Path
 
 from cloud_sync import KubeApi
+from cloud_sync.access import AccessFiles
 from edgetwin.commands._broker import add_broker_options, broker_address
-from edgetwin.settings import DEFAULT_NODE, SAMPLES, default_data_dir
+from edgetwin.settings import DEFAULT_NODE, REPO_ROOT, SAMPLES, default_data_dir
 from edgetwin.simulators import check_free
 from edgetwin.stack import Child, SampleDevices, first_values
 from twin.errors import TemporaryError
 
 __all__ = ["register", "run"]
+
+# The traffic light's controller app (examples/traffic-light): an MQTT app like any user's, run
+# beside the stack so that the demo moves on its own.
+TRAFFIC_LIGHT_APP = REPO_ROOT / "examples" / "traffic-light" / "cycle.py"
+TRAFFIC_LIGHT = "traffic-light"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -133,22 +139,35 @@ async def run(args: argparse.Namespace) -> int:
     node_broker = broker_address(args).url if args.broker else f"mqtt://127.0.0.1:{args.mqtt_port}"
     cloud_dir = data / "cloud"
     kubeconfig = args.kubeconfig or cloud_dir / "apiserver" / "kubeconfig"
+    # The join token is made here, so that the node can start beside the cloud instead of after it.
+    AccessFiles(cloud_dir).token()
     async with contextlib.AsyncExitStack() as stack:
-        cloud = Child("cloud", _cloud_command(args, cloud_dir), data / "logs" / "cloud.log")
+        cloud = Child("the cloud", _cloud_command(args, cloud_dir), data / "logs" / "cloud.log")
         stack.push_async_callback(cloud.stop)
-        await _start(cloud, "the cloud (API server, cloud broker, cloud-sync)", "edgetwin cloud is up")
         node = Child(
-            args.node, _node_command(args, node_broker, cloud_dir), data / "logs" / f"{args.node}.log"
+            f"node {args.node}",
+            _node_command(args, node_broker, cloud_dir),
+            data / "logs" / f"{args.node}.log",
         )
         stack.push_async_callback(node.stop)
-        what = f"node {args.node} (broker, twin, mappers, simulated devices)"
-        await _start(node, what, f"node {args.node}:")
+        _say(
+            "starting the cloud (API server, cloud broker, cloud-sync) and "
+            f"node {args.node} (broker, twin, mappers, simulated devices)"
+        )
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(_start(cloud, "edgetwin cloud is up"))
+                group.create_task(_start(node, f"node {args.node}:"))
+        except* TemporaryError as failed:
+            raise failed.exceptions[0] from None
         _say(f"applying the sample devices ({', '.join(str(p) for p in args.devices)}) ... ", end="")
         api = KubeApi.from_config(kubeconfig)
         stack.push_async_callback(api.aclose)
         created = await samples.apply_missing(api)
         _say(f"{len(samples.devices)} devices ({created} new)")
         waiting = [d for d in samples.devices if not samples.needs_hardware(d)]
+        for device in sorted(set(samples.devices) - set(waiting)):
+            _say(f"  {device} needs {samples.needs_hardware(device)}: it stays offline on this machine")
         _say("waiting for first values:", end="")
         started = time.monotonic()
         reported = await first_values(
@@ -161,17 +180,47 @@ async def run(args: argparse.Namespace) -> int:
             if missing
             else f" - all live in {took}"
         )
-        print(_banner(args, node_broker, kubeconfig, data), flush=True)
+        app = await _traffic_light_app(args, node_broker, reported, data)
+        if app is not None:
+            stack.push_async_callback(app.stop)
+        print(_banner(args, node_broker, kubeconfig, data, demo=app is not None), flush=True)
         await _until_stopped(cloud, node)
     _say(f"edgetwin stopped; state kept in {data} (run it again to resume)")
     return 0
 
 
-async def _start(child: Child, what: str, ready_line: str) -> None:
-    _say(f"starting {what} ... ", end="")
+async def _traffic_light_app(
+    args: argparse.Namespace, node_broker: str, reported: set[str], data: Path
+) -> Child | None:
+    """The traffic light's app, cycling the lights through the twin; ``None`` where it cannot run.
+
+    A demo: when it fails, the stack runs on without it and says why.
+    """
+    if args.no_simulators or TRAFFIC_LIGHT not in reported or not TRAFFIC_LIGHT_APP.is_file():
+        return None
+    if not node_broker.startswith("mqtt://"):
+        _say(
+            f"the traffic-light app is not started: it speaks plain MQTT, the node's broker is {node_broker}"
+        )
+        return None
+    app = Child(
+        "traffic-light app",
+        ["--broker", node_broker, "--red", "4", "--green", "4", "--yellow", "1.5"],
+        data / "logs" / "traffic-light.log",
+        program=[sys.executable, str(TRAFFIC_LIGHT_APP)],
+    )
+    try:
+        await app.start("confirmed by the device", timeout=15.0)
+    except TemporaryError as exc:
+        _say(f"the traffic-light app did not start (the stack runs without it): {exc}")
+        return None
+    return app
+
+
+async def _start(child: Child, ready_line: str) -> None:
     started = time.monotonic()
     await child.start(ready_line)
-    _say(f"ready in {time.monotonic() - started:.1f} s")
+    _say(f"  {child.name} ready in {time.monotonic() - started:.1f} s")
 
 
 async def _until_stopped(*children: Child) -> None:
@@ -198,14 +247,16 @@ async def _until_stopped(*children: Child) -> None:
             loop.remove_signal_handler(sig)
 
 
-def _banner(args: argparse.Namespace, node_broker: str, kubeconfig: Path, data: Path) -> str:
+def _banner(args: argparse.Namespace, node_broker: str, kubeconfig: Path, data: Path, *, demo: bool) -> str:
     flag = "" if node_broker == "mqtt://127.0.0.1:1883" else f" --broker {node_broker}"
+    app = f"  traffic light   cycling through its app ({TRAFFIC_LIGHT_APP.relative_to(REPO_ROOT)})"
     return "\n".join(
         [
             "edgetwin is up.",
             f"  Kubernetes API  kubeconfig {kubeconfig.resolve()}",
             f"  cloud broker    mqtt://127.0.0.1:{args.cloud_port} (cloud-sync ↔ node {args.node})",
             f"  node {args.node}   MQTT {node_broker} (KubeEdge apps and mappers connect here)",
+            *([app] if demo else []),
             f"  logs            {data / 'logs'}",
             "",
             "Try, in another terminal (after `. .venv/bin/activate`):",

@@ -59,12 +59,22 @@ def phases(cycles: int) -> list[str] | None:
     return [*ORDER * cycles, "red"]
 
 
+def spell(on: bool, kind: str) -> str:
+    """KubeEdge's demo says "ON"/"OFF" (STRING properties); a BOOLEAN light says "true"/"false"."""
+    if kind == "boolean":
+        return "true" if on else "false"
+    return "ON" if on else "OFF"
+
+
 async def show(
     twins: TwinClient, events: asyncio.Queue[TwinEvent], device: str, lit: str, timeout: float
 ) -> float:
     """Set one phase and wait until the device reports it; returns the milliseconds that took."""
-    wanted = {light: "ON" if light == lit else "OFF" for light in LIGHTS}
     started = time.monotonic()
+    props = await twins.get(device)
+    if missing := [light for light in LIGHTS if light not in props]:
+        raise NotConfirmed(f"{device} has no property {', '.join(missing)}: is it a traffic light?")
+    wanted = {light: spell(light == lit, props[light].type) for light in LIGHTS}
     await twins.set_desired(device, wanted)
     state = {name: prop.reported for name, prop in (await twins.get(device)).items()}
     try:

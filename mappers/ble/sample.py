@@ -78,10 +78,14 @@ def sample_peripheral(address: str = SAMPLE_ADDRESS, name: str = SAMPLE_NAME) ->
     return peripheral
 
 
-async def serve_sample(*, drift: float = 1.0, address: str = SAMPLE_ADDRESS) -> None:
+async def serve_sample(
+    *, drift: float = 1.0, address: str = SAMPLE_ADDRESS, ready: asyncio.Event | None = None
+) -> None:
     """Serve the sample thermometer until cancelled; ``drift`` seconds between temperature changes."""
     peripheral = ADAPTER.add(sample_peripheral(address))
     log.info("simulated BLE thermometer %s (%s) on the simulated adapter", address, SAMPLE_NAME)
+    if ready is not None:
+        ready.set()
     try:
         if drift <= 0:
             await asyncio.Event().wait()

@@ -233,11 +233,15 @@ async def _drift(sim: ModbusSimulator, period: float) -> None:
         await sim.set(RegisterKind.HOLDING, 0, [215 + round(10 * math.sin(tick / 10))])
 
 
-async def serve_sample(host: str = "127.0.0.1", port: int = 5020, *, drift: float = 1.0) -> None:
-    """Serve the sample device until cancelled (``make run`` hosts this)."""
+async def serve_sample(
+    host: str = "127.0.0.1", port: int = 5020, *, drift: float = 1.0, ready: asyncio.Event | None = None
+) -> None:
+    """Serve the sample device until cancelled (``edgetwin up`` hosts this); ``ready`` once it listens."""
     async with ModbusSimulator([Slave(1)]).tcp(host, port) as sim:
         await sample_values(sim)
         log.info("simulated Modbus device on %s:%d (slave 1)", host, port)
+        if ready is not None:
+            ready.set()
         if drift > 0:
             await _drift(sim, drift)
         else:

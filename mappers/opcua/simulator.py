@@ -305,9 +305,13 @@ async def _drift(sim: OpcuaSimulator, period: float) -> None:
             await sim.set("BurnerStarts", tick // 10)
 
 
-async def serve_sample(host: str = "127.0.0.1", port: int = 4840, *, drift: float = 1.0) -> None:
-    """Serve the sample boiler until cancelled (``edgetwin up`` hosts this)."""
+async def serve_sample(
+    host: str = "127.0.0.1", port: int = 4840, *, drift: float = 1.0, ready: asyncio.Event | None = None
+) -> None:
+    """Serve the sample boiler until cancelled (``edgetwin up`` hosts this); ``ready`` once it listens."""
     async with OpcuaSimulator(host, port) as sim:
+        if ready is not None:
+            ready.set()
         if drift > 0:
             await _drift(sim, drift)
         else:

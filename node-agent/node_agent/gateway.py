@@ -64,6 +64,9 @@ class GatewaySettings:
     metrics_refresh: float = 5.0
     #: Host the embedded MQTT broker at ``broker``'s address (a gateway with no mosquitto).
     serve_broker: bool = False
+    #: Awaited before the mappers start: devices that come up beside the node (simulated ones),
+    #: so that a mapper's first connection finds them listening.
+    mappers_after: Callable[[], Awaitable[object]] | None = None
 
     def __post_init__(self) -> None:
         if self.cloud is not None and self.manifests is not None:
@@ -138,7 +141,7 @@ class Gateway:
                 registry=self.registry,
                 settings=settings.runner,
             )
-            pieces.append(("the mapper runner", self.mappers.run, RestartPolicy()))
+            pieces.append(("the mapper runner", self._run_mappers, RestartPolicy()))
         if settings.dmi_socket is not None:
             # Imports grpc (~20 MB of RSS) only here, when a DMI socket is asked for.
             self.dmi = dmi_server(service, settings.dmi_socket, data_dir=settings.data_dir)
@@ -151,6 +154,12 @@ class Gateway:
                 ("the metrics server", lambda: self._serve_metrics(service), RestartPolicy(restart=False))
             )
         return pieces
+
+    async def _run_mappers(self) -> None:
+        assert self.mappers is not None
+        if self.settings.mappers_after is not None:
+            await self.settings.mappers_after()
+        await self.mappers.run()
 
     async def _run_link(self, service: TwinService) -> None:
         if self.link is None:

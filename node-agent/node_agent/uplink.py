@@ -6,7 +6,8 @@ sends what each owes beyond the outbox's marks (``node_agent.outbox``), in its l
 
 * a device goes up in an ``up/report`` at most once per its report cycle (``ReportRules``): a
   device that changes a thousand times a second still sends one report a cycle, carrying the
-  latest value of each property;
+  latest value of each property; news goes at once (a change of device state, a property's first
+  value), so a new device shows its first values in the cloud without waiting a cycle;
 * desired values set at the edge go up at once in an ``up/desired``, with their version pairs;
 * what was sent and not acknowledged goes again after ``resend`` seconds, and everything owed goes
   again after a reconnect (``link_up``): in-flight messages of an older connection are not waited for;
@@ -179,8 +180,14 @@ class Uplink:
         rules = self._rules_of(device)
         owed = owed_report(twin, rules, acked)
         if owed:
-            fresh = in_flight is None or bool(owed_report(twin, rules, sent))
-            when = self._when(device_id, self._last_report, rules.cycle if fresh else self.resend, now)
+            unsent = owed if in_flight is None else owed_report(twin, rules, sent)
+            fresh = bool(unsent)
+            # News goes at once: a new device state, or a property's first value (a user who has
+            # just applied a Device waits for that, not for a report cycle). Changes of values the
+            # cloud has are paced.
+            news = unsent.state is not None or any(name not in sent.reported for name in unsent.reported)
+            wait = 0.0 if news else rules.cycle if fresh else self.resend
+            when = self._when(device_id, self._last_report, wait, now)
             if when <= now:
                 reports[device_id] = owed
             else:

@@ -125,3 +125,24 @@ async def test_status_writes_are_coalesced_to_one_per_report_cycle_at_100_report
     assert twin_of(device, "temperature")["reported"]["value"] == "299"
     # One write at the first report, then at most one per cycle of the time it all took.
     assert 2 <= writes <= elapsed / (cycle_ms / 1000) + 1, (writes, elapsed)
+
+
+async def test_a_first_value_and_a_state_change_are_written_at_once_whatever_the_report_cycle(
+    stack: CloudStack,
+) -> None:
+    ten_minutes = 600_000
+    await stack.apply(MODEL + "---" + device_yaml("thermo-1", "node-a", report_cycle=ten_minutes))
+    await stack.start_cloud()
+    async with stack.peer("node-a") as node:
+        await node.report({"default/thermo-1": DeviceReport(state="online")})
+        await stack.wait("device/thermo-1", "jsonpath={.status.state}=online")
+        # The device's first reading, a moment after it came online: not ten minutes later.
+        await node.report({"default/thermo-1": DeviceReport(twins={"temperature": value("21.5")})})
+        await stack.wait("device/thermo-1", "jsonpath={.status.twins[0].reported.value}=21.5")
+        # A new reading of a property the status has waits for the cycle; a state change does not,
+        # and takes the newest reading along.
+        await node.report({"default/thermo-1": DeviceReport(twins={"temperature": value("22.5")})})
+        await node.report({"default/thermo-1": DeviceReport(state="disconnected")})
+        await stack.wait("device/thermo-1", "jsonpath={.status.state}=offline")
+    device = await stack.device("thermo-1")
+    assert twin_of(device, "temperature")["reported"]["value"] == "22.5"

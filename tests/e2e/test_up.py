@@ -36,7 +36,7 @@ def _listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(360)
 async def test_up_runs_cloud_and_edge_with_every_protocol_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     ports = {name: free_port() for name in ("mqtt", "cloud", "apiserver", "modbus", "opcua")}
     args = ["up", "--data-dir", str(tmp_path / "state")]
@@ -45,6 +45,7 @@ async def test_up_runs_cloud_and_edge_with_every_protocol_and_stops_cleanly_on_c
     home = {**os.environ, "HOME": str(tmp_path)}
     stack = Service(args, cwd=tmp_path, env=home)
     try:
+        assert "(6 new)" in stack.wait_for("applying the sample devices", timeout=120)
         stack.wait_for("all live", timeout=120)  # every simulated device reported through the cloud
         stack.wait_for("Ctrl-C stops everything")
         kubeconfig = tmp_path / "state" / "cloud" / "apiserver" / "kubeconfig"
@@ -56,6 +57,14 @@ async def test_up_runs_cloud_and_edge_with_every_protocol_and_stops_cleanly_on_c
             assert any(t.get("reported", {}).get("value") for t in status["twins"]), name
         assert "Ready" in await asyncio.to_thread(_kubectl, kubeconfig, "get", "nodes")
         broker = f"mqtt://127.0.0.1:{ports['mqtt']}"
+        stack.wait_for("traffic light   cycling through its app")
+        async with TwinClient(broker) as client, client.subscription("default/traffic-light") as lights:
+            # The controller app moves the lights on its own: two different phases reported.
+            phases: set[str] = set()
+            while len(phases) < 2:
+                event = await lights.get()
+                lit = [name for name, prop in event.current.items() if prop.reported == "true"]
+                phases.update(lit)
         async with TwinClient(broker) as client, client.subscription("default/led-light") as events:
             for name in SIMULATED:  # the same values through the node's MQTT
                 assert any(p.reported for p in (await client.get(name)).values()), name
@@ -73,6 +82,21 @@ async def test_up_runs_cloud_and_edge_with_every_protocol_and_stops_cleanly_on_c
         stack.wait_for("edgetwin stopped")
     finally:
         stack.stop()
+    assert not any(_listening(port) for port in ports.values())
+
+    # Run again: the same devices (none applied anew) and the LED still on, as it was left.
+    again = Service(args, cwd=tmp_path, env=home)
+    try:
+        assert "(0 new)" in again.wait_for("applying the sample devices", timeout=120)
+        again.wait_for("all live", timeout=120)
+        again.wait_for("Ctrl-C stops everything")
+        async with TwinClient(f"mqtt://127.0.0.1:{ports['mqtt']}") as client:
+            led = await client.get("led-light")
+        assert led["power-status"].desired == "true"
+        again.proc.send_signal(signal.SIGINT)
+        assert again.proc.wait(timeout=60) == 0
+    finally:
+        again.stop()
     assert not any(_listening(port) for port in ports.values())
     pgrep = ["pgrep", "-f", str(tmp_path / "state")]
     leftover = await asyncio.to_thread(subprocess.run, pgrep, capture_output=True, text=True, check=False)

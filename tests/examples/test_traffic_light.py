@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.fixtures.brokers import Mosquitto
 from tests.fixtures.processes import service
 from twin.client import TwinClient, TwinEvent
@@ -22,23 +24,30 @@ def cycle(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.parametrize(
+    ("devices", "on", "off"),
+    [
+        ("examples/traffic-light", "ON", "OFF"),  # KubeEdge's demo: STRING properties
+        ("crds/samples/traffic-light.yaml", "true", "false"),  # the sample `edgetwin up` runs: BOOLEAN
+    ],
+)
 async def test_the_traffic_light_goes_red_green_yellow_red_in_the_twin(
-    mosquitto: Mosquitto, tmp_path: Path
+    mosquitto: Mosquitto, tmp_path: Path, devices: str, on: str, off: str
 ) -> None:
     url = mosquitto.address.url
     node_args = ["node", "edge-node-1", "--broker", url, "--data-dir", str(tmp_path)]
     timings = ["--red", "0.1", "--green", "0.1", "--yellow", "0.1", "--cycles", "1"]
-    with service(*node_args, "--devices", "examples/traffic-light", "--mappers", "gpio", cwd=REPO) as node:
+    with service(*node_args, "--devices", devices, "--mappers", "gpio", cwd=REPO) as node:
         node.wait_for("node edge-node-1: twin service")
         async with TwinClient(url) as twins, twins.subscription("traffic-light", ("document",)) as documents:
             state = {name: prop.reported for name, prop in (await twins.get("traffic-light")).items()}
 
             def take(event: TwinEvent) -> tuple[str, ...]:
                 state.update({name: prop.reported for name, prop in event.current.items() if prop.reported})
-                return tuple(light for light in LIGHTS if state.get(light) == "ON")
+                return tuple(light for light in LIGHTS if state.get(light) == on)
 
             async with asyncio.timeout(20):  # the manifest's desired values: red
-                while state != {"red": "ON", "yellow": "OFF", "green": "OFF"}:
+                while state != {"red": on, "yellow": off, "green": off}:
                     take(await documents.get())
             app = asyncio.create_task(asyncio.to_thread(cycle, "--broker", url, *timings))
             seen: list[tuple[str, ...]] = [("red",)]

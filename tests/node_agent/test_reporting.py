@@ -4,6 +4,7 @@ link, edge-set desired values with their versions, device state."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from edgemqtt.client import BrokerAddress
@@ -53,6 +54,42 @@ async def test_a_device_goes_up_at_most_once_per_report_cycle_with_the_latest_va
     values = [float(v) for v in peer.reported(T1, "temp")]
     assert values == sorted(values)  # never an older value after a newer one
     assert all("secret" not in r.body.devices[T1].twins for r in reports)  # reportToCloud: false
+
+
+async def test_a_first_value_and_a_state_change_go_up_at_once_and_later_changes_wait_for_the_cycle(
+    embedded_mqtt: BrokerAddress, private_mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    peer = CloudPeer(private_mosquitto.address)
+    peer.assign(thermo("t1", report_ms=600_000), MODEL)  # a ten-minute report cycle
+
+    def carries(name: str, value: str) -> Callable[[Report], bool]:
+        return lambda r: (
+            T1 in r.devices and (twin := r.devices[T1].twins.get(name)) is not None and (twin.value == value)
+        )
+
+    async with peer.running(), joined_node(embedded_mqtt, private_mosquitto.address, tmp_path) as node:
+        assert node.link is not None
+        await node.link.synced_once.wait()
+        async with TwinClient(embedded_mqtt) as app:
+            await app.report(T1, {"temp": "21.5"})
+            await peer.wait_for("report", carries("temp", "21.5"))  # not ten minutes later
+            await app.report(T1, {"target": "20"})
+            await peer.wait_for("report", carries("target", "20"))  # target's first value: at once too
+            index = len(peer.received)
+            await app.report(T1, {"temp": "22.5"})
+        async with mqtt_probe(embedded_mqtt, "$hw/events/device/default/t1/state/update/result") as probe:
+            await probe.request(
+                "$hw/events/device/default/t1/state/update",
+                {"event_id": "", "timestamp": 0, "state": "disconnected"},
+                "$hw/events/device/default/t1/state/update/result",
+            )
+            offline: Report = await peer.wait_for(
+                "report", lambda r: T1 in r.devices and r.devices[T1].state == "offline", after=index
+            )
+    # The state change went at once; the new temperature may ride along, but no report carried it
+    # before: values the cloud already has wait for the report cycle.
+    before = [e.body for e in peer.received[index:] if e.kind == "report" and e.body is not offline]
+    assert not any(carries("temp", "22.5")(r) for r in before if r.seq < offline.seq)
 
 
 async def test_unacknowledged_reports_are_sent_again_and_acknowledged_ones_are_not(

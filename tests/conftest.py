@@ -3,6 +3,7 @@
 pytest_plugins = [
     "tests.fixtures.apiserver",
     "tests.fixtures.ble",
+    "tests.fixtures.browser",
     "tests.fixtures.brokers",
     "tests.fixtures.gpio",
     "tests.fixtures.logs",

@@ -6,7 +6,8 @@ In ``--data-dir DIR``:
 * ``DIR/broker/passwd`` (0600): mosquitto's password file, ``edgetwin-cloud`` and every node;
 * ``DIR/broker/acl`` (0644): mosquitto's ACL, each node in ``edgetwin/v1/nodes/{node}/#``,
   cloud-sync in ``edgetwin/v1/#``;
-* ``DIR/broker/cloud-password`` (0600): cloud-sync's own broker password, made at first start.
+* ``DIR/broker/cloud-password`` (0600): cloud-sync's own broker password, made at first start;
+* ``DIR/dashboard-token`` (0600): what the dashboard's page and API need (``cloud_sync.dashboard``).
 
 A node's password is ``twin.link.node_password(token, node)``, an HMAC of its name with the token:
 the token never travels, and a node knows only its own password. The admitted nodes are those the
@@ -69,6 +70,7 @@ class AccessFiles:
         self.password_file = self.broker_dir / "passwd"
         self.acl_file = self.broker_dir / "acl"
         self.cloud_password_file = self.broker_dir / "cloud-password"
+        self.dashboard_token_file = data_dir / "dashboard-token"
 
     def _secret(self, path: Path, what: str) -> str:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -96,6 +98,10 @@ class AccessFiles:
 
     def cloud_password(self) -> str:
         return self._secret(self.cloud_password_file, "cloud-sync broker password")
+
+    def dashboard_token(self) -> str:
+        """The dashboard's token, made (0600) if there is none yet; kept, so open pages outlive restarts."""
+        return self._secret(self.dashboard_token_file, "dashboard token")
 
     def admitted(self) -> set[str]:
         """The nodes the ACL file admits now (none if there is no file)."""

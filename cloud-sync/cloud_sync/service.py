@@ -9,6 +9,7 @@
   (``status``), desired values set at the edge into the spec (``desired``), heartbeats into Nodes
   and Leases (``nodes``);
 * the stamping of desired values' versions (``stamping``), Events (``recorder``), metrics.
+* the live dashboard (``dashboard``), when the settings ask for one.
 
 It needs a ``KubeApi`` (any cluster, or the embedded API server through its kubeconfig) and the
 cloud broker's address. Several replicas may run against the same API and broker: they share the
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cloud_sync.access import CLOUD_USER, AccessFiles, Admission, BrokerReload
+from cloud_sync.dashboard import Dashboard, DashboardSettings
 from cloud_sync.desired import EdgeDesiredWriter
 from cloud_sync.inventory import Inventory
 from cloud_sync.kube import KubeApi, Obj
@@ -75,6 +77,8 @@ class CloudSyncSettings:
     #: Back-off between retries of requests the API did not answer (429, 5xx).
     retry_delays: tuple[float, ...] = DELAYS
     replica: str = field(default_factory=_replica)
+    #: The live dashboard (``cloud_sync.dashboard``); ``None``: none.
+    dashboard: DashboardSettings | None = None
 
 
 class CloudSync:
@@ -137,6 +141,7 @@ class CloudSync:
         self.devices_watch = Watch(
             api, DEVICES.path(), self._on_device, name="devices", timeout=settings.watch_timeout
         )
+        self.dashboard = Dashboard(self, settings.dashboard) if settings.dashboard is not None else None
 
     def _admitted(self) -> set[str]:
         return self.inventory.node_names() | set(self.registry.nodes.objects) | set(self.settings.admit)
@@ -178,12 +183,16 @@ class CloudSync:
         if settings.metrics_port is not None:
             stop_metrics = self.metrics.serve(settings.metrics_port, settings.metrics_host)
         try:
+            if self.dashboard is not None:
+                await self.dashboard.start()  # first: a port in use fails the start at once
             async with asyncio.TaskGroup() as group:
 
                 def start(name: str, piece: Callable[[], Awaitable[None]]) -> None:
                     group.create_task(supervise(name, piece, delays=settings.retry_delays), name=name)
 
                 start("events", self.recorder.run)
+                if self.dashboard is not None:
+                    start("dashboard", self.dashboard.run)
                 start("device models watch", self.models_watch.run)
                 # Devices are placed once their models are known: no "unknown model" for every
                 # device at start-up.
@@ -218,3 +227,5 @@ class CloudSync:
             self.ready.clear()
             if stop_metrics is not None:
                 stop_metrics()
+            if self.dashboard is not None:
+                await self.dashboard.stop()

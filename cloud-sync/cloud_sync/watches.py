@@ -71,6 +71,8 @@ class Watch:
         self.delays = delays
         self.objects: dict[str, Obj] = {}
         self.synced = asyncio.Event()
+        #: Called after ``handler`` with the same arguments (the dashboard follows the watches this way).
+        self.listeners: list[WatchHandler] = []
 
     async def run(self) -> None:
         resource_version = ""
@@ -196,8 +198,9 @@ class Watch:
                 self._handle("MODIFIED", obj, old)
 
     def _handle(self, kind: str, obj: Obj, old: Obj | None) -> None:
-        try:
-            self.handler(kind, obj, old)
-        except Exception:
-            # A handler bug must not stop the watch: the next event may well be handled.
-            log.exception("handling a %s event of %s %s failed", kind, self.name, object_key(obj))
+        for handler in (self.handler, *self.listeners):
+            try:
+                handler(kind, obj, old)
+            except Exception:
+                # A handler bug must not stop the watch: the next event may well be handled.
+                log.exception("handling a %s event of %s %s failed", kind, self.name, object_key(obj))

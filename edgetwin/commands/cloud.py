@@ -32,6 +32,7 @@ from twin.errors import TemporaryError
 
 if TYPE_CHECKING:
     from cloud_sync import AccessFiles, BrokerReload
+    from cloud_sync.dashboard import DashboardSettings
 
 __all__ = ["register"]
 
@@ -91,6 +92,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "cloud-sync rewrote them (e.g. 'pkill -HUP -x mosquitto')",
     )
     parser.add_argument("--metrics-port", type=int, metavar="N", help="serve Prometheus metrics on this port")
+    parser.add_argument(
+        "--dashboard-port",
+        type=int,
+        metavar="N",
+        help="serve the live dashboard on this port (default: 8090 with the embedded API server; "
+        "with --kubeconfig or in a pod only when given)",
+    )
+    parser.add_argument(
+        "--dashboard-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address of the dashboard (default 127.0.0.1; anyone who can reach it still needs its token)",
+    )
+    parser.add_argument("--no-dashboard", action="store_true", help="serve no dashboard")
     parser.add_argument(
         "--grace",
         type=float,
@@ -183,6 +198,7 @@ def _signal_running(data_dir: Path) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     from cloud_sync import AccessFiles, CloudSync, CloudSyncSettings, KubeApi, in_cluster, reload_command
+    from cloud_sync.dashboard import DashboardUnavailable
 
     data_dir: Path = args.data_dir
     files = AccessFiles(data_dir)
@@ -193,7 +209,8 @@ async def run(args: argparse.Namespace) -> int:
     async with contextlib.AsyncExitStack() as stack:
         kubeconfig: Path | None = args.kubeconfig
         where = "the pod's service account" if kubeconfig is None and in_cluster() else str(kubeconfig)
-        if kubeconfig is None and not in_cluster():
+        embedded = kubeconfig is None and not in_cluster()
+        if embedded:
             kubeconfig = await _embedded_api_server(stack, data_dir, args.apiserver_port)
             where = f"embedded, kubeconfig {kubeconfig}"
         api = KubeApi.from_config(kubeconfig)
@@ -219,6 +236,7 @@ async def run(args: argparse.Namespace) -> int:
             admit=tuple(args.admit),
             grace=args.grace,
             metrics_port=args.metrics_port,
+            dashboard=_dashboard(args, files, embedded=embedded),
         )
         cloud = CloudSync(settings, api, reload=reload)
         loop = asyncio.get_running_loop()
@@ -229,10 +247,30 @@ async def run(args: argparse.Namespace) -> int:
         stack.callback(pid_file.unlink, missing_ok=True)
 
         def banner() -> None:
-            print(_banner(broker_note, _gateway_url(args, broker), where, files, token), flush=True)
+            dashboard = cloud.dashboard.url if cloud.dashboard is not None else None
+            print(
+                _banner(broker_note, _gateway_url(args, broker), where, files, token, dashboard), flush=True
+            )
 
-        await run_until_stopped(cloud.run(), ready=cloud.ready, on_ready=banner)
+        try:
+            await run_until_stopped(cloud.run(), ready=cloud.ready, on_ready=banner)
+        except DashboardUnavailable as exc:
+            raise TemporaryError(f"{exc} (another port: --dashboard-port N; none: --no-dashboard)") from exc
     return 0
+
+
+def _dashboard(args: argparse.Namespace, files: AccessFiles, *, embedded: bool) -> DashboardSettings | None:
+    """On by default on one machine (the embedded API server), opt-in against a cluster."""
+    from cloud_sync.dashboard import DEFAULT_PORT, DashboardSettings
+
+    if args.no_dashboard or (args.dashboard_port is None and not embedded):
+        return None
+    port = DEFAULT_PORT if args.dashboard_port is None else args.dashboard_port
+    try:
+        token = files.dashboard_token()
+    except OSError as exc:
+        raise TemporaryError(f"cannot use {files.data_dir}: {exc.strerror or exc}") from exc
+    return DashboardSettings(token=token, host=args.dashboard_host, port=port)
 
 
 async def _embedded_api_server(stack: contextlib.AsyncExitStack, data_dir: Path, port: int) -> Path:
@@ -280,11 +318,14 @@ def _gateway_url(args: argparse.Namespace, address: BrokerAddress) -> str:
     return address.url
 
 
-def _banner(broker: str, gateway_url: str, api: str, files: AccessFiles, token: str) -> str:
+def _banner(
+    broker: str, gateway_url: str, api: str, files: AccessFiles, token: str, dashboard: str | None
+) -> str:
     return "\n".join(
         [
             "edgetwin cloud is up.",
             f"  Kubernetes API  {api}",
+            *([f"  dashboard       {dashboard}"] if dashboard else []),
             f"  cloud broker    {broker}",
             f"                  passwords {files.password_file}, ACL {files.acl_file}",
             f"  join token      {token}",

@@ -23,7 +23,8 @@ def test_cloud_help_explains_every_option() -> None:
     assert result.returncode == 0
     for option in (
         "--broker", "--data-dir", "--kubeconfig", "--admit", "--metrics-port", "--broker-reload-command",
-        "--tls-ca", "--tls-cert", "--tls-key", "--mqtt-port", "--grace", "token",
+        "--tls-ca", "--tls-cert", "--tls-key", "--mqtt-port", "--grace", "token", "--dashboard-port",
+        "--dashboard-host", "--no-dashboard",
     ):  # fmt: skip
         assert option in result.stdout
     assert "embedded API server" in result.stdout
@@ -89,7 +90,7 @@ async def test_cloud_without_a_kubeconfig_serves_kubectl_and_nodes_on_its_embedd
     mqtt_port = free_port()
     with service(
         "cloud", "--data-dir", str(data), "--mqtt-port", str(mqtt_port), "--apiserver-port", str(free_port()),
-        "--admit", "gw-1",
+        "--admit", "gw-1", "--dashboard-port", str(free_port()),
     ) as cloud:  # fmt: skip
         await asyncio.to_thread(cloud.wait_for, "Ctrl-C stops it")
         output = "\n".join(cloud.lines)

@@ -71,6 +71,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ports.add_argument("--apiserver-port", type=int, default=6443, help="the embedded API server (6443)")
     ports.add_argument("--modbus-port", type=int, default=5020, help="the simulated Modbus PLC (5020)")
     ports.add_argument("--opcua-port", type=int, default=4840, help="the simulated OPC UA boiler (4840)")
+    ports.add_argument("--dashboard-port", type=int, default=8090, help="the live dashboard (8090)")
+    parser.add_argument("--no-dashboard", action="store_true", help="serve no dashboard")
     parser.set_defaults(run=run)
 
 
@@ -89,6 +91,8 @@ def _check_ports(args: argparse.Namespace) -> None:
                 f"--broker mqtt://127.0.0.1:{args.mqtt_port}"
             ) from None
     check_free("the cloud broker", args.cloud_port, "--cloud-port")
+    if not args.no_dashboard:
+        check_free("the dashboard", args.dashboard_port, "--dashboard-port (or --no-dashboard)")
     if args.kubeconfig is None:
         check_free("the embedded API server", args.apiserver_port, "--apiserver-port")
     if not args.no_simulators:
@@ -106,6 +110,7 @@ def _cloud_command(args: argparse.Namespace, cloud_dir: Path) -> list[str]:
         "--admit",
         args.node,
     ]
+    command += ["--no-dashboard"] if args.no_dashboard else ["--dashboard-port", str(args.dashboard_port)]
     if args.kubeconfig:
         return [*command, "--kubeconfig", str(args.kubeconfig)]
     return [*command, "--apiserver-port", str(args.apiserver_port)]
@@ -183,7 +188,11 @@ async def run(args: argparse.Namespace) -> int:
         app = await _traffic_light_app(args, node_broker, reported, data)
         if app is not None:
             stack.push_async_callback(app.stop)
-        print(_banner(args, node_broker, kubeconfig, data, demo=app is not None), flush=True)
+        dashboard = None
+        if not args.no_dashboard:
+            token = AccessFiles(cloud_dir).dashboard_token()
+            dashboard = f"http://127.0.0.1:{args.dashboard_port}/?token={token}"
+        print(_banner(args, node_broker, kubeconfig, data, dashboard, demo=app is not None), flush=True)
         await _until_stopped(cloud, node)
     _say(f"edgetwin stopped; state kept in {data} (run it again to resume)")
     return 0
@@ -247,12 +256,21 @@ async def _until_stopped(*children: Child) -> None:
             loop.remove_signal_handler(sig)
 
 
-def _banner(args: argparse.Namespace, node_broker: str, kubeconfig: Path, data: Path, *, demo: bool) -> str:
+def _banner(
+    args: argparse.Namespace,
+    node_broker: str,
+    kubeconfig: Path,
+    data: Path,
+    dashboard: str | None,
+    *,
+    demo: bool,
+) -> str:
     flag = "" if node_broker == "mqtt://127.0.0.1:1883" else f" --broker {node_broker}"
     app = f"  traffic light   cycling through its app ({TRAFFIC_LIGHT_APP.relative_to(REPO_ROOT)})"
     return "\n".join(
         [
             "edgetwin is up.",
+            *([f"  dashboard       {dashboard}"] if dashboard else []),
             f"  Kubernetes API  kubeconfig {kubeconfig.resolve()}",
             f"  cloud broker    mqtt://127.0.0.1:{args.cloud_port} (cloud-sync ↔ node {args.node})",
             f"  node {args.node}   MQTT {node_broker} (KubeEdge apps and mappers connect here)",

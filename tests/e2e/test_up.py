@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,7 @@ def _listening(port: int) -> bool:
 
 @pytest.mark.timeout(360)
 async def test_up_runs_cloud_and_edge_with_every_protocol_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("mqtt", "cloud", "apiserver", "modbus", "opcua")}
+    ports = {name: free_port() for name in ("mqtt", "cloud", "apiserver", "modbus", "opcua", "dashboard")}
     args = ["up", "--data-dir", str(tmp_path / "state")]
     for name, port in ports.items():
         args += [f"--{name}-port", str(port)]
@@ -48,6 +49,13 @@ async def test_up_runs_cloud_and_edge_with_every_protocol_and_stops_cleanly_on_c
         assert "(6 new)" in stack.wait_for("applying the sample devices", timeout=120)
         stack.wait_for("all live", timeout=120)  # every simulated device reported through the cloud
         stack.wait_for("Ctrl-C stops everything")
+        # The dashboard's address, with its token, serves the page.
+        url = stack.wait_for("  dashboard ").split()[-1]
+        assert url.startswith(f"http://127.0.0.1:{ports['dashboard']}/?token=")
+        address, token = url.split("?token=")
+        request = urllib.request.Request(address, headers={"Authorization": f"Bearer {token}"})
+        page = await asyncio.to_thread(urllib.request.urlopen, request, timeout=10)
+        assert page.status == 200 and b"edgetwin" in page.read()
         kubeconfig = tmp_path / "state" / "cloud" / "apiserver" / "kubeconfig"
         devices = json.loads(await asyncio.to_thread(_kubectl, kubeconfig, "get", "devices", "-o", "json"))
         by_name = {d["metadata"]["name"]: d for d in devices["items"]}
@@ -104,7 +112,8 @@ async def test_up_runs_cloud_and_edge_with_every_protocol_and_stops_cleanly_on_c
 
 
 @pytest.mark.parametrize(
-    "flag", ["--mqtt-port", "--cloud-port", "--apiserver-port", "--modbus-port", "--opcua-port"]
+    "flag",
+    ["--mqtt-port", "--cloud-port", "--apiserver-port", "--modbus-port", "--opcua-port", "--dashboard-port"],
 )
 def test_up_on_a_taken_port_names_the_flag_that_moves_it_and_leaves_nothing_behind(
     tmp_path: Path, flag: str
@@ -115,7 +124,14 @@ def test_up_on_a_taken_port_names_the_flag_that_moves_it_and_leaves_nothing_behi
         port = taken.getsockname()[1]
         others = {
             f: str(free_port())
-            for f in ("--mqtt-port", "--cloud-port", "--apiserver-port", "--modbus-port", "--opcua-port")
+            for f in (
+                "--mqtt-port",
+                "--cloud-port",
+                "--apiserver-port",
+                "--modbus-port",
+                "--opcua-port",
+                "--dashboard-port",
+            )
         }
         others[flag] = str(port)
         data = tmp_path / "state"

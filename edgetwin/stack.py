@@ -133,6 +133,10 @@ class SampleDevices:
     def devices(self) -> list[str]:
         return [o["metadata"]["name"] for o in self.objects if o["kind"] == "Device"]
 
+    def protocol(self, name: str) -> str:
+        device = next(o for o in self.objects if o["kind"] == "Device" and o["metadata"]["name"] == name)
+        return str(((device.get("spec") or {}).get("protocol") or {}).get("protocolName") or "")
+
     def needs_hardware(self, name: str) -> str:
         """The hardware a sample points at that no simulator stands in for (a serial port), or ``""``."""
         device = next(o for o in self.objects if o["kind"] == "Device" and o["metadata"]["name"] == name)

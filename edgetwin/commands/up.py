@@ -23,7 +23,7 @@ from cloud_sync import KubeApi
 from cloud_sync.access import AccessFiles
 from edgetwin.commands._broker import add_broker_options, broker_address
 from edgetwin.settings import DEFAULT_NODE, REPO_ROOT, SAMPLES, default_data_dir
-from edgetwin.simulators import check_free
+from edgetwin.simulators import SIMULATED, check_free
 from edgetwin.stack import Child, SampleDevices, first_values
 from twin.errors import TemporaryError
 
@@ -173,6 +173,8 @@ async def run(args: argparse.Namespace) -> int:
         waiting = [d for d in samples.devices if not samples.needs_hardware(d)]
         for device in sorted(set(samples.devices) - set(waiting)):
             _say(f"  {device} needs {samples.needs_hardware(device)}: it stays offline on this machine")
+        if args.no_simulators:  # what waits for a simulator stays offline; GPIO has mock pins
+            waiting = [d for d in waiting if samples.protocol(d) not in SIMULATED]
         _say("waiting for first values:", end="")
         started = time.monotonic()
         reported = await first_values(

@@ -10,9 +10,11 @@ import socket
 import subprocess
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.fixtures.brokers import Mosquitto
 from tests.fixtures.processes import EDGETWIN, Service, run_cli
 from tests.fixtures.tools import VENV_BIN, free_port
 from twin.client import TwinClient
@@ -147,3 +149,33 @@ def test_up_help_says_what_it_runs() -> None:
     result = subprocess.run([*EDGETWIN, "up", "--help"], capture_output=True, text=True, check=False)
     assert result.returncode == 0
     assert "whole" in result.stdout.lower() or "everything" in result.stdout.lower()
+
+
+@pytest.mark.timeout(240)
+async def test_up_on_an_existing_cluster_and_broker_without_simulators(
+    tmp_path: Path, apiserver_factory: Any, mosquitto: Mosquitto
+) -> None:
+    cluster = apiserver_factory()
+    args = ["up", "--data-dir", str(tmp_path / "state"), "--no-simulators", "--no-dashboard"]
+    args += ["--kubeconfig", str(cluster.kubeconfig), "--broker", mosquitto.address.url]
+    args += ["--cloud-port", str(free_port())]
+    stack = Service(args, cwd=tmp_path, env={**os.environ, "HOME": str(tmp_path)})
+    try:
+        # Only the GPIO samples (gpiozero's mock pins) come live without the simulators.
+        live = stack.wait_for("all live", timeout=120)
+        assert "led-light" in live and "traffic-light" in live and "modbus-thermostat" not in live
+        assert str(cluster.kubeconfig.resolve()) in stack.wait_for("Kubernetes API")
+        assert mosquitto.address.url in stack.wait_for("KubeEdge apps and mappers connect here")
+        stack.wait_for("Ctrl-C stops everything")
+        led = json.loads(
+            await asyncio.to_thread(_kubectl, cluster.kubeconfig, "get", "device", "led-light", "-o", "json")
+        )
+        assert led["status"]["state"] == "online"
+        assert "Ready" in await asyncio.to_thread(_kubectl, cluster.kubeconfig, "get", "nodes")
+        async with TwinClient(mosquitto.address) as client:
+            assert (await client.get("led-light"))["power-status"].reported == "false"
+        stack.proc.send_signal(signal.SIGINT)
+        assert stack.proc.wait(timeout=60) == 0
+    finally:
+        stack.stop()
+    assert not (tmp_path / "state" / "cloud" / "apiserver").exists()  # no embedded API server

@@ -60,6 +60,7 @@ bench: $(TESTSTAMP) tools
 	$(BIN)/python bench/apiserver.py
 	$(BIN)/python bench/dmi.py
 	$(BIN)/python bench/pods.py
+	$(BIN)/python bench/startup.py
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache .ruff_cache .mypy_cache

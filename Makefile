@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	@echo "creating the virtual environment $(VENV) and installing edgetwin into it (about a minute the first time)"
 	@$(PYTHON) -m venv $(VENV) || { echo "python venv failed: on Debian/Ubuntu run 'apt-get install python3-venv'"; exit 1; }
 	@$(BIN)/python -m pip install --quiet --upgrade pip
-	@$(BIN)/python -m pip install --progress-bar off -e '.[all]' | $(PIP_PROGRESS)
+	@$(BIN)/python -m pip install --progress-bar off -e '.[all,kubectl]' | $(PIP_PROGRESS)
 	@rm -f $(TESTSTAMP)
 	@touch $@
 

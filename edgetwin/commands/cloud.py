@@ -30,6 +30,7 @@ from edgemqtt.errors import BrokerUnavailable
 from edgetwin.commands._broker import add_broker_options, broker_address
 from edgetwin.commands._pod_logs import CloudHolder, pod_logs_through
 from edgetwin.commands._stop import run_until_stopped
+from edgetwin.commands.cloud_logs import add_logs_verb
 from edgetwin.settings import CRDS, default_data_dir
 from twin.errors import TemporaryError
 
@@ -58,7 +59,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "cloud",
         help="run cloud-sync: Device CRDs <-> edge nodes; `cloud token` prints the join token",
         description=_HELP,
-        usage="edgetwin cloud [OPTIONS]\n       edgetwin cloud token [--data-dir DIR] [--rotate]",
+        usage="edgetwin cloud [OPTIONS]\n       edgetwin cloud token [--data-dir DIR] [--rotate]\n"
+        "       edgetwin cloud logs POD [-c CONTAINER] [-f] [--previous] [--tail N] ...",
     )
     parser.add_argument(
         "--data-dir",
@@ -130,7 +132,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="port of the embedded API server (default 6443)",
     )
     parser.set_defaults(run=run)
-    verbs = parser.add_subparsers(dest="cloud_command", title="commands", metavar="token", required=False)
+    verbs = parser.add_subparsers(
+        dest="cloud_command", title="commands", metavar="token|logs", required=False
+    )
     token = verbs.add_parser(
         "token",
         help="print the join token nodes use (--rotate: make a new one)",
@@ -149,6 +153,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="make a new token: nodes with the old one are refused until given the new one",
     )
     token.set_defaults(run=run_token)
+    add_logs_verb(verbs, _data_dir())
 
 
 # -- token ----------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tests.fixtures.pod_stack import NODE, PodStack, pod_manifest
 from tests.fixtures.pods import BusyboxImage
+from tests.fixtures.processes import run_cli
 
 
 async def exited(pid: int, timeout: float = 30.0) -> None:
@@ -336,3 +337,21 @@ async def test_a_mapper_runs_as_a_pod_and_serves_its_device_through_the_nodes_tw
     )
     assert reported >= 40
     assert "mapper virtual for node edge-1" in await stack.kubectl_run("logs", "virtual-mapper")
+
+
+async def test_edgetwin_cloud_logs_fetches_a_log_over_the_cloud_link_as_on_a_real_cluster(
+    pod_stack: PodStack,
+) -> None:
+    stack = pod_stack
+    await stack.start_node()
+    await stack.apply(pod_manifest("app", [stack.container("app", "echo one; echo two; sleep 1000")]))
+    await stack.wait("pod/app", "condition=Ready")
+    where = ["--data-dir", str(stack.files.data_dir), "--kubeconfig", str(stack.api_server.kubeconfig_path)]
+    where += ["--broker", stack.cloud_broker.address.url]
+    result = await asyncio.to_thread(run_cli, "cloud", "logs", "app", "--tail", "1", *where)
+    assert (result.returncode, result.stdout) == (0, "two\n"), result.stderr
+    missing = await asyncio.to_thread(run_cli, "cloud", "logs", "nope", *where)
+    assert missing.returncode == 2 and 'pods "nope" not found' in missing.stderr
+    previous = await asyncio.to_thread(run_cli, "cloud", "logs", "app", "--previous", *where)
+    assert previous.returncode == 2
+    assert previous.stderr.strip().endswith('previous terminated container "app" in pod "app" not found')

@@ -12,10 +12,11 @@ cloud-sync's broker password.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from pydantic import BaseModel, ValidationError
 
@@ -38,7 +39,7 @@ async def fetch_pod_logs(
     query: LogQuery,
     *,
     answer_timeout: float = 10.0,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The log of a container of pod ``namespace/name`` from its node (see ``LogStreams.stream``:
     ``LookupError``, ``TimeoutError``, ``ConnectionError``); ``LookupError`` also for a pod that is
     not there or not bound to a node."""
@@ -79,5 +80,6 @@ async def fetch_pod_logs(
     client = MqttClient(broker, client_id=f"edgetwin-cloud-{replica}", on_message=received)
     async with client:
         await client.subscribe(reply_filter(replica), qos=1)
-        async for chunk in streams.stream(node, f"{namespace}/{name}", uid, query):
-            yield chunk
+        async with contextlib.aclosing(streams.stream(node, f"{namespace}/{name}", uid, query)) as log:
+            async for chunk in log:
+                yield chunk

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel
@@ -83,7 +83,7 @@ class LogStreams:
             if stream.node == node:
                 stream.chunks.put_nowait(None)
 
-    async def stream(self, node: str, pod: str, uid: str, query: LogQuery) -> AsyncIterator[bytes]:
+    async def stream(self, node: str, pod: str, uid: str, query: LogQuery) -> AsyncGenerator[bytes, None]:
         """The log of a container of ``pod`` (``namespace/name``, with ``uid``) on ``node``.
 
         The first item may be empty: the node has the log open and nothing to send yet.

@@ -13,8 +13,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from pydantic import BaseModel
 
@@ -133,7 +134,7 @@ class PodSync:
 
     # -- for the API server's pods/log ---------------------------------------------------------------
 
-    async def pod_logs(self, namespace: str, name: str, query: LogQuery) -> AsyncIterator[bytes]:
+    async def pod_logs(self, namespace: str, name: str, query: LogQuery) -> AsyncGenerator[bytes, None]:
         """The log of a container of a pod bound to an edge node, from that node.
 
         ``LookupError``: not a pod cloud-sync carries, or the node cannot give that log;
@@ -148,5 +149,6 @@ class PodSync:
             raise LookupError(f"node {node} runs no pods (edgetwin node --pods)")
         if node in self.registry.nodes.objects and node not in self.registry.ready_nodes():
             raise ConnectionError(f"node {node} is not ready: its logs cannot be reached now")
-        async for chunk in self.logs.stream(node, key, placement.uid, query):
-            yield chunk
+        async with contextlib.aclosing(self.logs.stream(node, key, placement.uid, query)) as log:
+            async for chunk in log:
+                yield chunk

@@ -9,6 +9,7 @@ a holder filled in once it is made.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +45,11 @@ def pod_logs_through(holder: CloudHolder) -> PodLogs:
             since_seconds=options.since_seconds,
         )
         namespace = str(metadata.get("namespace") or "default")
-        async for chunk in cloud.pods.pod_logs(namespace, str(metadata.get("name")), query):
-            yield chunk
+        # Closed with this generator (the client went away): the node is told to stop at once.
+        async with contextlib.aclosing(
+            cloud.pods.pod_logs(namespace, str(metadata.get("name")), query)
+        ) as log:
+            async for chunk in log:
+                yield chunk
 
     return pod_logs

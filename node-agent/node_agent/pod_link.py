@@ -175,11 +175,8 @@ class PodLink:
             log.warning("cloud link: a pod without metadata.name: ignored")
             self.metrics.refused.labels("pod").inc()
             return
-        node = (
-            (assignment.pod.get("spec") or {}).get("nodeName")
-            if isinstance(assignment.pod.get("spec"), dict)
-            else None
-        )
+        spec = assignment.pod.get("spec")
+        node = spec.get("nodeName") if isinstance(spec, dict) else None
         if node and node != self.node:
             log.warning("cloud link: pod %s is bound to node %s, not %s: ignored", key, node, self.node)
             self.metrics.refused.labels("pod").inc()

@@ -8,15 +8,32 @@ containers on the gateway.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
 import sys
 from pathlib import Path
 
-from tests.fixtures.pod_stack import NODE, PodStack, pod_manifest
+from node_agent import GatewaySettings
+from node_agent.pods import BackOff
+from tests.fixtures.pod_stack import NODE, PodStack, pod_manifest, running_stack
 from tests.fixtures.pods import BusyboxImage
 from tests.fixtures.processes import run_cli
+
+
+def slow_backoff(stack: PodStack) -> GatewaySettings:
+    """The stack's node with a long back-off: a failed start keeps its reason in the status."""
+    settings = stack.node_settings()
+    assert settings.pods is not None
+    slow = dataclasses.replace(settings.pods, backoff=BackOff(initial=60.0, cap=120.0))
+    return dataclasses.replace(settings, pods=slow)
+
+
+async def table(stack: PodStack) -> dict[str, list[str]]:
+    """``kubectl get pods``, row by pod name."""
+    lines = (await stack.kubectl_run("get", "pods")).splitlines()[1:]
+    return {line.split()[0]: line.split() for line in lines}
 
 
 async def exited(pid: int, timeout: float = 30.0) -> None:
@@ -111,12 +128,11 @@ async def test_containers_restart_as_their_policy_says_and_the_previous_instance
     assert crasher["lastState"]["terminated"]["reason"] == "Error"
     previous = await stack.kubectl_run("logs", "crasher", "--previous")
     assert previous.startswith("run ")
-    rows = {
-        line.split()[0]: line.split() for line in (await stack.kubectl_run("get", "pods")).splitlines()[1:]
-    }
+    waiting = "jsonpath={.status.containerStatuses[0].state.waiting.reason}"
+    await stack.wait("pod/crasher", f"{waiting}=CrashLoopBackOff")
+    rows = await table(stack)
     assert rows["done-ok"][2] == "Completed"
     assert rows["done-bad"][2] == "Error"
-    assert rows["crasher"][2] in ("CrashLoopBackOff", "Error", "Running")
     bad = (await stack.pod("done-bad"))["status"]["containerStatuses"][0]["state"]["terminated"]
     assert bad["exitCode"] == 7
 
@@ -171,7 +187,7 @@ async def test_logs_of_a_pod_that_cannot_give_them_are_refused_with_the_reason(p
 
 async def test_pods_that_cannot_run_say_why_in_kubectl_and_the_others_run_on(pod_stack: PodStack) -> None:
     stack = pod_stack
-    await stack.start_node()
+    await stack.start_node(slow_backoff(stack))
     missing = {"name": "app", "image": "busybox", "command": ["/no/such/program"]}
     await stack.apply(pod_manifest("no-command", [missing]))
     mounted = stack.container("app", "sleep 1000", volumeMounts=[{"name": "data", "mountPath": "/data"}])
@@ -185,9 +201,7 @@ async def test_pods_that_cannot_run_say_why_in_kubectl_and_the_others_run_on(pod
     )
     await stack.wait("pod/with-volume", "jsonpath={.status.reason}=UnsupportedPodSpec")
     await stack.wait("pod/unreadable", "jsonpath={.status.reason}=InvalidPodSpec")
-    rows = {
-        line.split()[0]: line.split() for line in (await stack.kubectl_run("get", "pods")).splitlines()[1:]
-    }
+    rows = await table(stack)
     assert rows["no-command"][2] == "RunContainerError"
     assert rows["with-volume"][2] == "UnsupportedPodSpec"
     assert rows["unreadable"][2] == "InvalidPodSpec"
@@ -373,3 +387,26 @@ async def test_kubectl_run_as_docs_pods_md_shows_it(pod_stack: PodStack) -> None
     assert row[:4] == ["hello", "1/1", "Running", "0"]
     assert await stack.kubectl_run("logs", "hello") == "hello from the edge\n"
     await stack.kubectl_run("delete", "pod", "hello")
+
+
+async def test_a_podman_pod_whose_image_is_not_there_says_so_and_the_others_run(
+    busybox_image: BusyboxImage, tmp_path: Path
+) -> None:
+    async with running_stack(tmp_path, "podman", busybox_image) as stack:
+        await stack.start_node(slow_backoff(stack))  # pulls are retried only after a minute
+        never = {"name": "app", "image": "localhost/edgetwin-test/missing:1", "imagePullPolicy": "Never"}
+        await stack.apply(pod_manifest("never", [never], hostNetwork=True))
+        pulled = {"name": "app", "image": "localhost/edgetwin-test/missing:1", "imagePullPolicy": "Always"}
+        await stack.apply(pod_manifest("pulled", [pulled], hostNetwork=True))
+        await stack.apply(pod_manifest("fine", [stack.container("app", "sleep 1000")], **stack.spec()))
+        waiting = "jsonpath={.status.containerStatuses[0].state.waiting.reason}"
+        await stack.wait("pod/never", f"{waiting}=ErrImageNeverPull")
+        await stack.wait("pod/pulled", f"{waiting}=ImagePullBackOff")
+        await stack.wait("pod/fine", "condition=Ready")
+        assert "ImagePullBackOff" in await stack.kubectl_run("describe", "pod", "pulled")
+        state = (await stack.pod("pulled"))["status"]["containerStatuses"][0]["state"]["waiting"]
+        assert state["message"].startswith('Back-off pulling image "localhost/edgetwin-test/missing:1"')
+        rows = await table(stack)
+        assert rows["never"][2] == "ErrImageNeverPull"
+        assert rows["pulled"][2] == "ImagePullBackOff"
+        assert rows["fine"][1:3] == ["1/1", "Running"]

@@ -16,9 +16,13 @@ For each runtime (``process``, and ``podman`` when it is installed with a static
   own resident memory (``VmRSS``; the pods' processes and podman's conmon are not in it), beside a
   bare Python with the same imports.
 
+Then, with ``--stack`` (the default), the whole path (``pods_stack.py``): ``kubectl apply`` → the
+pod ``Running`` in the API through ``edgetwin cloud`` and ``edgetwin node --pods``, and the node
+agent's RSS with 100 devices and 20 pods, per runtime.
+
 Podman runs on its own storage in a temporary folder, with an image made from Debian's static
 busybox (no registry). Run: ``.venv/bin/python bench/pods.py [--pods 50] [--rss-pods 20]
-[--runtime process,podman]``. Every pod, container and folder is removed at the end.
+[--runtime process,podman] [--no-stack]``. Every pod, container and folder is removed at the end.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import time
 from pathlib import Path
 
 from _common import machine, percentile, table
+from pods_stack import stack_run
 
 from node_agent.pods import BoundPod, PodManager, PodmanSettings, PodSettings, PodStatus
 
@@ -256,9 +261,37 @@ async def main_async(args: argparse.Namespace) -> None:
         print()
         print(f"bare Python with the same imports: {bare_rss():.1f} MB RSS")
         print(table(["runtime", "pods running", "agent RSS MB"], rss_rows))
+        if args.stack:
+            whole_stack(args, folder, podman)
         print(f"load average {os.getloadavg()[0]:.2f} at the end")
         if podman is not None:
             await asyncio.to_thread(remove_all, podman)
+
+
+def whole_stack(args: argparse.Namespace, folder: Path, podman: PodmanSettings | None) -> None:
+    rows, rss_rows = [], []
+    for runtime in args.runtime:
+        if runtime == "podman" and podman is None:
+            continue
+        print(f"# the whole stack on {runtime}: load average {os.getloadavg()[0]:.2f}", flush=True)
+        storage = podman.root.parent if runtime == "podman" and podman and podman.root else None
+        image = IMAGE if runtime == "podman" else "none"
+        with stack_run(folder / f"stack-{runtime}", runtime, storage) as run:
+            base = run.kubectl_baseline(args.pods)
+            applied = run.apply_latencies(image, args.pods)
+            created = run.create_latencies(image, args.pods)
+            run.delete_pods()
+            idle, devices, loaded = run.rss(image, 100, args.rss_pods)
+            run.delete_pods()
+        base_p50 = percentile(sorted(base), 0.5)
+        for kind, values in (("kubectl apply", applied), ("API create", created)):
+            ratio = percentile(sorted(values), 0.5) / base_p50
+            rows.append([runtime, kind, str(len(values)), ms(values, 0.5), ms(values, 0.99),
+                         f"{max(values) * 1000:.0f}", ms(base, 0.5), f"{ratio:.2f}"])  # fmt: skip
+        rss_rows.append([runtime, f"{idle:.1f}", f"{devices:.1f}", f"{loaded:.1f}"])
+    print(table(["runtime", "from", "pods", "→ Running p50 ms", "p99 ms", "max ms", "kubectl apply cm p50 ms",
+                 "p50 / kubectl"], rows))  # fmt: skip
+    print(table(["runtime", "node RSS idle MB", "+100 devices MB", f"+{args.rss_pods} pods MB"], rss_rows))
 
 
 def main() -> None:
@@ -266,6 +299,12 @@ def main() -> None:
     parser.add_argument("--pods", type=int, default=50, help="pods per latency series (50)")
     parser.add_argument("--rss-pods", type=int, default=20, help="pods running while RSS is read (20)")
     parser.add_argument("--runtime", type=lambda v: v.split(","), default=["process", "podman"])
+    parser.add_argument(
+        "--stack",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure the whole stack: kubectl apply → Running, node RSS with devices (on)",
+    )
     parser.add_argument("--rss-child", help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--podman-root", type=Path, help=argparse.SUPPRESS)

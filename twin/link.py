@@ -11,11 +11,15 @@ up (node → cloud)
                       the node sends a device at most once per its report cycle
     ``up/desired``    desired values set at the edge (an app on the local broker), with versions
     ``up/heartbeat``  node status every few seconds; the node's MQTT will says ``online: false``
+    ``up/podstatus``  the latest status of the node's pods (``twin.link_pods``)
 
 down (cloud → node)
     ``down/sync``     the answer to a hello: only the devices that changed, and the ids to drop
     ``down/device``   a device assigned, changed or removed since
-    ``down/ack``      a ``report`` or ``desired`` message of this sequence number is in the cluster
+    ``down/ack``      a ``report``, ``desired`` or ``podstatus`` message of this sequence number is
+                      in the cluster
+    ``down/pod``      a pod bound to the node, changed or deleted (``twin.link_pods``)
+    ``down/logs``     a request for a container's log, answered on ``reply/{replica}``
 
 Delivery is at least once (QoS 1, persistent sessions, and the node sending again what is not
 acknowledged), and every message is idempotent: reported values carry their timestamps and desired
@@ -32,6 +36,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from twin.link_pods import HeldPod, PodAssignment
 from twin.models import Device, DeviceModel
 
 __all__ = [
@@ -76,8 +81,8 @@ class Direction(enum.StrEnum):
     DOWN = "down"
 
 
-UpKind = Literal["hello", "report", "desired", "heartbeat"]
-DownKind = Literal["sync", "device", "ack"]
+UpKind = Literal["hello", "report", "desired", "heartbeat", "podstatus"]
+DownKind = Literal["sync", "device", "ack", "pod", "logs"]
 
 
 def up_topic(node: str, kind: UpKind) -> str:
@@ -145,6 +150,8 @@ class Hello(_Message):
     id: str
     sent_at: int
     devices: dict[str, HeldDevice] = Field(default_factory=dict)
+    #: The pods the node holds, by ``namespace/name``; ``None``: the node runs no pods.
+    pods: dict[str, HeldPod] | None = None
 
 
 class DeviceReport(_Message):
@@ -210,6 +217,10 @@ class Sync(_Message):
     hello: str
     devices: list[DeviceAssignment] = Field(default_factory=list)
     removed: list[str] = Field(default_factory=list)
+    #: For a node that runs pods: the pods it lacks or holds in another revision or uid, and the
+    #: keys of those it holds that are no longer bound to it.
+    pods: list[PodAssignment] = Field(default_factory=list)
+    removed_pods: list[str] = Field(default_factory=list)
 
 
 class DeviceChange(_Message):
@@ -220,5 +231,5 @@ class DeviceChange(_Message):
 
 
 class Ack(_Message):
-    kind: Literal["report", "desired"]
+    kind: Literal["report", "desired", "podstatus"]
     seq: int

@@ -8,7 +8,17 @@ and cloud-sync talks to it as to any Kubernetes API.
 """
 
 from api_server.errors import ApiError
+from api_server.pod_log import LogOptions, PodLogs
 from api_server.server import ApiServer, ApiServerError, load_crd_manifests, serve
 from api_server.watch import WatchLimits
 
-__all__ = ["ApiError", "ApiServer", "ApiServerError", "WatchLimits", "load_crd_manifests", "serve"]
+__all__ = [
+    "ApiError",
+    "ApiServer",
+    "ApiServerError",
+    "LogOptions",
+    "PodLogs",
+    "WatchLimits",
+    "load_crd_manifests",
+    "serve",
+]

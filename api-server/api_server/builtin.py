@@ -4,7 +4,8 @@ Namespaces, Nodes, Pods, Events, ConfigMaps, Secrets, Leases and CustomResourceD
 bodies are stored as given (no Go-struct schema here): the server adds metadata, keeps status behind
 ``/status`` where the real server does, and prints the columns ``kubectl get`` shows for them.
 What the server does to some kinds' bodies on a write (a new Namespace is ``Active``, a new Pod
-``Pending``, a Secret's ``stringData`` is folded into ``data``) is here too, beside the kinds.
+``Pending``, a Secret's ``stringData`` is folded into ``data``) is here too, beside the kinds, and
+how long a deleted pod is given to stop (``deletion_grace``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = [
     "DEFAULT_NAMESPACES",
     "EVENT_TYPE",
     "NAMESPACE_TYPE",
+    "deletion_grace",
     "normalize",
     "prepare_new",
 ]
@@ -82,6 +84,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         short_names=("po",),
         categories=("all",),
         status_subresource=True,
+        subresources=("binding", "log"),
     ),
     ResourceType(
         group="",
@@ -143,3 +146,19 @@ def normalize(rtype: ResourceType, obj: Object) -> None:
         obj.setdefault("type", "Opaque")
     elif rtype.key == NAMESPACE_TYPE.key and not isinstance(obj.get("status"), dict):
         obj["status"] = {"phase": "Active"}
+
+
+def deletion_grace(rtype: ResourceType, obj: Object, options: Object | None) -> int:
+    """Seconds a deleted object is kept (``deletionTimestamp`` set) before it goes: 0 but for a pod
+    bound to a node and not finished, which its node stops first (the real server's graceful
+    deletion: ``gracePeriodSeconds`` of the request, else the pod's ``terminationGracePeriodSeconds``).
+    """
+    if rtype.key != "pods":
+        return 0
+    spec = obj.get("spec") or {}
+    if not spec.get("nodeName") or (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return 0
+    grace = (options or {}).get("gracePeriodSeconds")
+    if not isinstance(grace, int) or isinstance(grace, bool):
+        grace = spec.get("terminationGracePeriodSeconds", 30)
+    return max(0, grace) if isinstance(grace, int) and not isinstance(grace, bool) else 30

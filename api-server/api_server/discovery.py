@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api_server.resources import SUBRESOURCE_VERBS, Registry, ResourceType
+from api_server.resources import Registry, ResourceType, subresource_verbs
 
 __all__ = [
     "AGGREGATED_CONTENT_TYPE",
@@ -89,7 +89,7 @@ def _resource_entries(rtype: ResourceType) -> list[Object]:
                 "singularName": "",
                 "namespaced": rtype.namespaced,
                 "kind": rtype.kind,
-                "verbs": list(SUBRESOURCE_VERBS),
+                "verbs": list(subresource_verbs(sub)),
             }
         )
     return result
@@ -122,7 +122,7 @@ def _aggregated_resource(rtype: ResourceType) -> Object:
         entry["categories"] = list(rtype.categories)
     if rtype.all_subresources:
         entry["subresources"] = [
-            {"subresource": sub, "responseKind": kind, "verbs": list(SUBRESOURCE_VERBS)}
+            {"subresource": sub, "responseKind": kind, "verbs": list(subresource_verbs(sub))}
             for sub in rtype.all_subresources
         ]
     return entry

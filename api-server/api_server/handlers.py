@@ -14,10 +14,12 @@ from typing import Any
 
 from aiohttp import web
 
+from api_server.binding import bind
 from api_server.bodies import decode_body, decode_patch, read_body
 from api_server.errors import BadRequest, MethodNotAllowed, NotFound
 from api_server.operations import Operations, WriteOptions
 from api_server.patch import check_patch_type
+from api_server.pod_log import PodLogs, serve_pod_log
 from api_server.resources import ResourceType
 from api_server.responses import json_response
 from api_server.routing import Target, bool_param, selectors, wants_table
@@ -45,9 +47,10 @@ def _write_options(request: web.Request) -> WriteOptions:
 class ResourceHandlers:
     """The resource requests of one server instance."""
 
-    def __init__(self, ops: Operations, watches: WatchStreams) -> None:
+    def __init__(self, ops: Operations, watches: WatchStreams, pod_logs: PodLogs | None = None) -> None:
         self.ops = ops
         self.watches = watches
+        self.pod_logs = pod_logs
 
     async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
         method = request.method
@@ -59,6 +62,11 @@ class ResourceHandlers:
             )
         if rtype.namespaced and target.name and target.namespace is None:
             raise NotFound("the server could not find the requested resource")
+        if target.subresource == "log" and target.name and method == "GET":
+            return await serve_pod_log(request, self.ops, rtype, ns, target.name, self.pod_logs)
+        if target.subresource == "binding" and target.name and method == "POST":
+            body = decode_body(await read_body(request), _content_type(request))
+            return json_response(bind(self.ops, rtype, ns, target.name, body), 201)
         if method == "GET":
             if target.watch or bool_param(request, "watch"):
                 return await self.watches.serve(request, target)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from api_server.errors import Cause
@@ -38,8 +38,9 @@ _KEPT_ON_UPDATE = (
 )
 
 
-def now_timestamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def now_timestamp(later: float = 0.0) -> str:
+    """Now (or ``later`` seconds from now) as the API writes times."""
+    return (datetime.now(UTC) + timedelta(seconds=later)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def stamp_new(meta: Object) -> None:

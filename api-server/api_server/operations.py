@@ -20,7 +20,14 @@ from typing import Any
 import orjson
 
 from api_server.apply import apply_configuration
-from api_server.builtin import CRD_TYPE, DEFAULT_NAMESPACES, NAMESPACE_TYPE, normalize, prepare_new
+from api_server.builtin import (
+    CRD_TYPE,
+    DEFAULT_NAMESPACES,
+    NAMESPACE_TYPE,
+    deletion_grace,
+    normalize,
+    prepare_new,
+)
 from api_server.crds import serve_crd, set_crd_status, stop_serving_crd
 from api_server.errors import AlreadyExists, BadRequest, Cause, Conflict, Invalid, NotFound
 from api_server.limits import check_depth
@@ -306,7 +313,7 @@ class Operations:
             return self._present(rtype, old)
         if options.dry_run:
             return new
-        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") and old["metadata"].get("finalizers"):
             self.store.write(rtype.key, new, "DELETED")
             self._after_write(rtype, new, deleted=True)
             return self._present(rtype, new)
@@ -339,6 +346,15 @@ class Operations:
         obj = copy_object(old)
         if dry_run:
             return obj
+        grace = deletion_grace(rtype, obj, options)
+        if grace and grace < obj["metadata"].get("deletionGracePeriodSeconds", grace + 1):
+            # A pod on a node: kept, Terminating, until its node has stopped it (or a shorter grace).
+            obj["metadata"]["deletionTimestamp"] = now_timestamp(grace)
+            obj["metadata"]["deletionGracePeriodSeconds"] = grace
+            self.store.write(rtype.key, obj, "MODIFIED")
+            return self._present(rtype, obj)
+        if grace:
+            return self._present(rtype, obj)
         if obj["metadata"].get("finalizers"):
             if not obj["metadata"].get("deletionTimestamp"):
                 obj["metadata"]["deletionTimestamp"] = now_timestamp()

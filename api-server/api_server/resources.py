@@ -15,12 +15,25 @@ from typing import Any
 
 from api_server.errors import Cause, Invalid, NotFound
 
-__all__ = ["PrinterColumn", "Registry", "ResourceType", "resource_types_from_crd", "validate_crd"]
+__all__ = [
+    "PrinterColumn",
+    "Registry",
+    "ResourceType",
+    "resource_types_from_crd",
+    "subresource_verbs",
+    "validate_crd",
+]
 
 log = logging.getLogger(__name__)
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 SUBRESOURCE_VERBS = ("get", "patch", "update")
+#: Subresources with verbs of their own (pods' ``binding`` is created, ``log`` only read).
+SPECIAL_SUBRESOURCE_VERBS = {"binding": ("create",), "log": ("get",)}
+
+
+def subresource_verbs(subresource: str) -> tuple[str, ...]:
+    return SPECIAL_SUBRESOURCE_VERBS.get(subresource, SUBRESOURCE_VERBS)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from api_server.files import prepare_data_dir
 from api_server.handlers import ResourceHandlers
 from api_server.limits import MAX_BODY_BYTES
 from api_server.operations import Operations
+from api_server.pod_log import PodLogs
 from api_server.resources import Registry, validate_crd
 from api_server.responses import error_middleware, internal_error_guard
 from api_server.routing import Router
@@ -100,12 +101,15 @@ async def serve(
     bookmark_interval: float = 30.0,
     watch_limits: WatchLimits | None = None,
     tls: bool = True,
+    pod_logs: PodLogs | None = None,
 ) -> AsyncIterator[ApiServer]:
     """Run the server until the block exits; ``port=0`` picks a free port.
 
     ``watch_limits`` says how far behind a watch may fall before it is closed (``WatchLimits()``).
     With ``tls=False`` it speaks plain HTTP; the ``kubernetes`` client accepts that, but kubectl
-    then sends no bearer token and every request is refused.
+    then sends no bearer token and every request is refused. ``pod_logs`` is where ``pods/log``
+    (``kubectl logs``) reads containers' logs from (``api_server.pod_log``); without it such
+    requests get a 503.
     """
     data_dir = Path(data_dir)
     prepare_data_dir(data_dir)
@@ -124,7 +128,9 @@ async def serve(
         watches = WatchStreams(
             store, hub, bookmark_interval=bookmark_interval, limits=watch_limits or WatchLimits()
         )
-        router = Router(ops.registry, ResourceHandlers(ops, watches).handle, server_address=f"{host}:{port}")
+        router = Router(
+            ops.registry, ResourceHandlers(ops, watches, pod_logs).handle, server_address=f"{host}:{port}"
+        )
         app.router.add_route("*", "/{tail:.*}", router.dispatch)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0, handler_cancellation=True)
         await runner.setup()

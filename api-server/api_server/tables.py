@@ -151,17 +151,42 @@ def _node_row(obj: Object) -> list[Any]:
     return [status, ",".join(roles) or "<none>", age(_meta(obj).get("creationTimestamp")), version]
 
 
+def _pod_status(obj: Object, statuses: list[Any]) -> str:
+    """kubectl's STATUS: the phase, or what a container is waiting for or ended with (printPod)."""
+    status = obj.get("status", {})
+    reason = str(status.get("reason") or status.get("phase") or "Pending")
+    running = False
+    for container in reversed(statuses):
+        state = container.get("state") or {}
+        waiting, terminated = state.get("waiting") or {}, state.get("terminated")
+        if waiting.get("reason"):
+            reason = str(waiting["reason"])
+        elif isinstance(terminated, dict) and terminated.get("reason"):
+            reason = str(terminated["reason"])
+        elif isinstance(terminated, dict):
+            signal = terminated.get("signal")
+            reason = f"Signal:{signal}" if signal else f"ExitCode:{terminated.get('exitCode', 0)}"
+        elif container.get("ready") and "running" in state:
+            running = True
+    if reason == "Completed" and running:
+        conditions = status.get("conditions") or []
+        ready = any(
+            isinstance(c, dict) and c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
+        )
+        reason = "Running" if ready else "NotReady"
+    if _meta(obj).get("deletionTimestamp"):
+        reason = "Terminating"
+    return reason
+
+
 def _pod_row(obj: Object) -> list[Any]:
     spec_containers = obj.get("spec", {}).get("containers") or []
-    statuses = obj.get("status", {}).get("containerStatuses") or []
-    ready = sum(1 for s in statuses if isinstance(s, dict) and s.get("ready"))
-    restarts = sum(int(s.get("restartCount", 0)) for s in statuses if isinstance(s, dict))
-    phase = obj.get("status", {}).get("phase") or "Pending"
-    if _meta(obj).get("deletionTimestamp"):
-        phase = "Terminating"
+    statuses = [s for s in obj.get("status", {}).get("containerStatuses") or [] if isinstance(s, dict)]
+    ready = sum(1 for s in statuses if s.get("ready"))
+    restarts = sum(int(s.get("restartCount", 0)) for s in statuses)
     return [
         f"{ready}/{len(spec_containers)}",
-        phase,
+        _pod_status(obj, statuses),
         restarts,
         age(_meta(obj).get("creationTimestamp")),
         obj.get("status", {}).get("podIP") or "<none>",

@@ -36,6 +36,8 @@ Obj = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 T = TypeVar("T")
+#: Connections kept to the API server: the request workers and every watch (about a dozen).
+POOL_SIZE = 32
 
 
 class StreamResponse:
@@ -77,13 +79,16 @@ class KubeApi:
         """A client from ``kubeconfig``, or (``None``) from the pod's service account."""
         from kubernetes import client, config
 
+        configuration = client.Configuration()
+        # Every watch holds a connection for minutes, beside the request workers: the default pool
+        # (5 per CPU) would drop connections, with a warning each time.
+        configuration.connection_pool_maxsize = POOL_SIZE
         try:
             if kubeconfig is not None:
-                api_client = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+                config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)  # type: ignore[no-untyped-call]
             else:
-                configuration = client.Configuration()
                 config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-                api_client = client.ApiClient(configuration)
+            api_client = client.ApiClient(configuration)
         except (config.ConfigException, OSError, ValueError, TypeError) as exc:
             where = kubeconfig if kubeconfig is not None else "the pod's service account"
             raise InvalidKubeconfig(f"cannot use {where}: {exc}") from exc

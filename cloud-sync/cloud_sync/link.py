@@ -29,6 +29,7 @@ from twin.link import (
     down_topic,
     parse_link_topic,
 )
+from twin.link_pods import LogChunk, PodStatusReport, parse_reply_topic, reply_filter
 
 __all__ = ["CLOUD_USER", "SHARED_GROUP", "UP_FILTER", "CloudLink", "UpHandlers"]
 
@@ -42,6 +43,7 @@ _MODELS: dict[str, type[BaseModel]] = {
     "report": Report,
     "desired": EdgeDesired,
     "heartbeat": Heartbeat,
+    "podstatus": PodStatusReport,
 }
 
 
@@ -52,11 +54,17 @@ class UpHandlers(Protocol):
     def report(self, node: str, message: Report) -> None: ...
     def desired(self, node: str, message: EdgeDesired) -> None: ...
     def heartbeat(self, node: str, message: Heartbeat) -> None: ...
+    def podstatus(self, node: str, message: PodStatusReport) -> None: ...
+    def log_chunk(self, node: str, message: LogChunk) -> None: ...
 
 
 class CloudLink:
-    def __init__(self, address: BrokerAddress, metrics: Metrics, *, client_id: str) -> None:
+    def __init__(
+        self, address: BrokerAddress, metrics: Metrics, *, client_id: str, replica: str | None = None
+    ) -> None:
         self.address = address
+        #: Answers to this replica's own requests (pod logs) come on ``reply/{replica}``.
+        self.replica = replica
         self.metrics = metrics
         self.client_id = client_id
         self.handlers: UpHandlers | None = None
@@ -74,6 +82,8 @@ class CloudLink:
         self._client = client
         try:
             await client.subscribe(UP_FILTER, qos=1)
+            if self.replica is not None:
+                await client.subscribe(reply_filter(self.replica), qos=1)
             log.info("cloud link up on %s (%s)", self.address.url, UP_FILTER)
             self.connected.set()
             while True:
@@ -96,6 +106,10 @@ class CloudLink:
         self.metrics.messages_out.labels(kind).inc()
 
     def _dispatch(self, message: Message) -> None:
+        reply = parse_reply_topic(message.topic)
+        if reply is not None:
+            self._reply(reply[0], message)
+            return
         topic = parse_link_topic(message.topic)
         if topic is None or topic.direction is not Direction.UP:
             self._refuse("?", message.topic[:100], f"a message on {message.topic[:200]!r}, not a link topic")
@@ -129,8 +143,23 @@ class CloudLink:
                 handlers.desired(node, decoded)
             elif isinstance(decoded, Heartbeat):
                 handlers.heartbeat(node, decoded)
+            elif isinstance(decoded, PodStatusReport):
+                handlers.podstatus(node, decoded)
         except Exception:
             log.exception("handling up/%s from %s failed", kind, node)
+
+    def _reply(self, node: str, message: Message) -> None:
+        self.metrics.messages_in.labels("logs").inc()
+        try:
+            chunk = LogChunk.model_validate_json(message.payload)
+        except ValidationError:
+            self._refuse(node, "logs", "a malformed log chunk")
+            return
+        if self.handlers is not None:
+            try:
+                self.handlers.log_chunk(node, chunk)
+            except Exception:
+                log.exception("handling a log chunk from %s failed", node)
 
     def _refuse(self, node: str, kind: str, what: str) -> None:
         self.metrics.messages_invalid.labels(kind if kind in _MODELS else "other").inc()

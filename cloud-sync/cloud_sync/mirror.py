@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from cloud_sync.inventory import Inventory, Placement
 from twin.link import DeviceAssignment, DeviceChange, DownKind, HeldDevice, Hello, Sync
+from twin.link_pods import PodAssignment
 
 __all__ = ["Mirror", "Sender"]
 
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 #: Publishes a message to a node's ``down/{kind}``.
 Sender = Callable[[str, DownKind, BaseModel], None]
+#: The pods' part of a sync (``cloud_sync.pod_mirror``): the pods to send and the keys to remove.
+PodPart = Callable[[str, Hello], tuple[list[PodAssignment], list[str]]]
 
 
 def _differs(held: HeldDevice | None, assignment: DeviceAssignment) -> bool:
@@ -50,9 +53,10 @@ def _differs(held: HeldDevice | None, assignment: DeviceAssignment) -> bool:
 
 
 class Mirror:
-    def __init__(self, inventory: Inventory, send: Sender) -> None:
+    def __init__(self, inventory: Inventory, send: Sender, pod_part: PodPart | None = None) -> None:
         self.inventory = inventory
         self.send = send
+        self.pod_part = pod_part
         #: Changes are sent once the link is up; before, nodes learn everything from their hellos.
         self.live = False
 
@@ -69,6 +73,9 @@ class Mirror:
             ],
             removed=sorted(device_id for device_id in hello.devices if device_id not in owned_ids),
         )
+        if self.pod_part is not None:
+            pods, removed_pods = self.pod_part(node, hello)
+            sync = sync.model_copy(update={"pods": pods, "removed_pods": removed_pods})
         self.send(node, "sync", sync)
         log.info(
             "hello answered: node=%s hello=%s held=%d sent=%d removed=%d",

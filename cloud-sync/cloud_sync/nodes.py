@@ -87,8 +87,10 @@ class NodeRegistry:
         self._group: asyncio.TaskGroup | None = None
         self._changed = asyncio.Event()
         self._refused: set[str] = set()
-        #: Called whenever an edge Node appears, changes or goes (the broker's admitted nodes).
+        #: Called whenever an edge Node appears or goes (the broker's admitted nodes).
         self.listeners: list[Callable[[], None]] = []
+        #: Called on every change of an edge Node, its readiness included (the pod binder).
+        self.node_listeners: list[Callable[[], None]] = []
 
     def ready_nodes(self) -> list[str]:
         return sorted(name for name, obj in self.nodes.objects.items() if _ready(obj) == "True")
@@ -101,6 +103,8 @@ class NodeRegistry:
         if kind != "DELETED":
             self.metrics.node_readiness[_ready(obj).lower()] += 1
         self._changed.set()
+        for listener in self.node_listeners:
+            listener()
         if kind != "MODIFIED":
             for listener in self.listeners:
                 listener()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 __all__ = [
+    "CONFIG_MAPS",
     "DEVICES",
     "DEVICE_MODELS",
     "EDGE_LABEL",
@@ -17,6 +18,8 @@ __all__ = [
     "LEASES",
     "LEASE_NAMESPACE",
     "NODES",
+    "PODS",
+    "SECRETS",
     "Resource",
 ]
 
@@ -58,3 +61,6 @@ DEVICE_MODELS = Resource("devices.kubeedge.io", "v1beta1", "devicemodels", "Devi
 NODES = Resource("", "v1", "nodes", "Node", namespaced=False)
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
 EVENTS = Resource("", "v1", "events", "Event")
+PODS = Resource("", "v1", "pods", "Pod")
+CONFIG_MAPS = Resource("", "v1", "configmaps", "ConfigMap")
+SECRETS = Resource("", "v1", "secrets", "Secret")

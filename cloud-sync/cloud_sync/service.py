@@ -8,7 +8,9 @@
 * the cloud link (``link``): hellos answered from the inventory (``mirror``), reports into status
   (``status``), desired values set at the edge into the spec (``desired``), heartbeats into Nodes
   and Leases (``nodes``);
-* the stamping of desired values' versions (``stamping``), Events (``recorder``), metrics.
+* the stamping of desired values' versions (``stamping``), Events (``recorder``), metrics;
+* the pods bound to edge nodes, their status and logs, and with ``binder`` the binding of pending
+  pods (``pod_sync``);
 * the live dashboard (``dashboard``), when the settings ask for one.
 
 It needs a ``KubeApi`` (any cluster, or the embedded API server through its kubeconfig) and the
@@ -36,6 +38,7 @@ from cloud_sync.link import CloudLink
 from cloud_sync.metrics import Metrics
 from cloud_sync.mirror import Mirror
 from cloud_sync.nodes import NodeRegistry
+from cloud_sync.pod_sync import PodSync
 from cloud_sync.problems import Problems
 from cloud_sync.recorder import Recorder
 from cloud_sync.resources import DEVICE_MODELS, DEVICES
@@ -46,6 +49,7 @@ from cloud_sync.supervision import supervise
 from cloud_sync.watches import Watch
 from edgemqtt import BrokerAddress
 from twin.link import EdgeDesired, Heartbeat, Hello, Report
+from twin.link_pods import LogChunk, PodStatusReport
 
 __all__ = ["CloudSync", "CloudSyncSettings"]
 
@@ -79,6 +83,9 @@ class CloudSyncSettings:
     replica: str = field(default_factory=_replica)
     #: The live dashboard (``cloud_sync.dashboard``); ``None``: none.
     dashboard: DashboardSettings | None = None
+    #: Bind pending pods with a ``nodeSelector`` to Ready edge nodes (no scheduler: the embedded API
+    #: server). Off for a real cluster, whose kube-scheduler binds them.
+    binder: bool = False
 
 
 class CloudSync:
@@ -93,7 +100,9 @@ class CloudSync:
         broker = settings.broker
         if broker.username is None:
             broker = broker.with_credentials(CLOUD_USER, self.access.cloud_password())
-        self.link = CloudLink(broker, self.metrics, client_id=f"edgetwin-cloud-{settings.replica}")
+        self.link = CloudLink(
+            broker, self.metrics, client_id=f"edgetwin-cloud-{settings.replica}", replica=settings.replica
+        )
         self.link.handlers = self
         delays = settings.retry_delays
         self.inventory = Inventory()
@@ -124,6 +133,19 @@ class CloudSync:
             delays=delays,
             watch_timeout=settings.watch_timeout,
         )
+        self.pods = PodSync(
+            api,
+            self.link.send,
+            self.recorder,
+            self.metrics,
+            self.registry,
+            replica=settings.replica,
+            is_edge=lambda node: node in self.pods.mirror.runs_pods or node in self._admitted(),
+            binder=settings.binder,
+            delays=delays,
+            watch_timeout=settings.watch_timeout,
+        )
+        self.mirror.pod_part = self.pods.sync_part
         self.admission = Admission(self.access, self._admitted, reload, delays=delays)
         self.registry.listeners.append(self.admission.changed)
         self.inventory.listeners += [
@@ -173,7 +195,15 @@ class CloudSync:
         self.desired_writer.offer(node, message)
 
     def heartbeat(self, node: str, message: Heartbeat) -> None:
+        if not message.online:
+            self.pods.node_offline(node)
         self.registry.heartbeat(node, message)
+
+    def podstatus(self, node: str, message: PodStatusReport) -> None:
+        self.pods.podstatus(node, message)
+
+    def log_chunk(self, node: str, message: LogChunk) -> None:
+        self.pods.log_chunk(node, message)
 
     # -- running ------------------------------------------------------------------------------------------
 
@@ -202,8 +232,11 @@ class CloudSync:
                 start("node leases watch", self.registry.leases.run)
                 start("stamper", self.stamper.run)
                 start("status writer", self.status.run)
+                for name, piece in self.pods.pieces():
+                    start(name, piece)
                 for watch in (self.devices_watch, self.registry.nodes, self.registry.leases):
                     await watch.synced.wait()
+                await self.pods.synced()
                 await self.admission.apply()
                 start("broker access", self.admission.run)
                 start("node registry", self.registry.run)
@@ -212,7 +245,7 @@ class CloudSync:
                 await self.link.connected.wait()
                 self.mirror.live = True
                 ready_nodes = self.registry.ready_nodes()
-                sent = self.mirror.resend(ready_nodes)
+                sent = self.mirror.resend(ready_nodes) + self.pods.go_live(ready_nodes)
                 log.info(
                     "cloud-sync ready: replica=%s devices=%d models=%d nodes=%d ready=%d resent=%d",
                     settings.replica,

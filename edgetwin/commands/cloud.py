@@ -6,8 +6,10 @@ server in ``DATA_DIR/apiserver`` and writes its kubeconfig there. With ``--broke
 cloud broker (mosquitto reading ``DATA_DIR/broker/passwd`` and ``DATA_DIR/broker/acl``, reloaded by
 ``--broker-reload-command``); without, it starts the embedded broker on ``--mqtt-port`` (1884: the
 gateway's own broker keeps 1883) with those files. SIGHUP writes the broker files again from the
-token (after ``edgetwin cloud token --rotate``). The ``kubernetes`` client is imported only here,
-in ``run``, never for ``--help`` or ``token``.
+token (after ``edgetwin cloud token --rotate``). With the embedded API server, cloud-sync also
+binds pending pods that select edge nodes (``--binder``) and serves ``kubectl logs`` through it
+(``_pod_logs``). The ``kubernetes`` client is imported only here, in ``run``, never for ``--help``
+or ``token``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from typing import TYPE_CHECKING
 from edgemqtt import BrokerAddress
 from edgemqtt.errors import BrokerUnavailable
 from edgetwin.commands._broker import add_broker_options, broker_address
+from edgetwin.commands._pod_logs import CloudHolder, pod_logs_through
 from edgetwin.commands._stop import run_until_stopped
+from edgetwin.commands.cloud_logs import add_logs_verb
 from edgetwin.settings import CRDS, default_data_dir
 from twin.errors import TemporaryError
 
@@ -56,7 +60,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "cloud",
         help="run cloud-sync: Device CRDs <-> edge nodes; `cloud token` prints the join token",
         description=_HELP,
-        usage="edgetwin cloud [OPTIONS]\n       edgetwin cloud token [--data-dir DIR] [--rotate]",
+        usage="edgetwin cloud [OPTIONS]\n       edgetwin cloud token [--data-dir DIR] [--rotate]\n"
+        "       edgetwin cloud logs POD [-c CONTAINER] [-f] [--previous] [--tail N] ...",
     )
     parser.add_argument(
         "--data-dir",
@@ -114,6 +119,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="a node without heartbeats this long is NotReady (default 40)",
     )
     parser.add_argument(
+        "--binder",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="bind pending pods whose nodeSelector matches a Ready edge node (a minimal binder, "
+        "docs/pods.md; default: on with the embedded API server, which has no scheduler, off with "
+        "--kubeconfig, where kube-scheduler does it)",
+    )
+    parser.add_argument(
         "--mqtt-host",
         default="127.0.0.1",
         metavar="HOST",
@@ -134,7 +147,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="port of the embedded API server (default 6443)",
     )
     parser.set_defaults(run=run)
-    verbs = parser.add_subparsers(dest="cloud_command", title="commands", metavar="token", required=False)
+    verbs = parser.add_subparsers(
+        dest="cloud_command", title="commands", metavar="token|logs", required=False
+    )
     token = verbs.add_parser(
         "token",
         help="print the join token nodes use (--rotate: make a new one)",
@@ -153,6 +168,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="make a new token: nodes with the old one are refused until given the new one",
     )
     token.set_defaults(run=run_token)
+    add_logs_verb(verbs, _data_dir())
 
 
 # -- token ----------------------------------------------------------------------------------------------
@@ -206,12 +222,13 @@ async def run(args: argparse.Namespace) -> int:
         token = files.token()
     except OSError as exc:
         raise TemporaryError(f"cannot use {data_dir}: {exc.strerror or exc}") from exc
+    holder = CloudHolder()
     async with contextlib.AsyncExitStack() as stack:
         kubeconfig: Path | None = args.kubeconfig
         where = "the pod's service account" if kubeconfig is None and in_cluster() else str(kubeconfig)
         embedded = kubeconfig is None and not in_cluster()
         if embedded:
-            kubeconfig = await _embedded_api_server(stack, data_dir, args.apiserver_port)
+            kubeconfig = await _embedded_api_server(stack, data_dir, args.apiserver_port, holder)
             where = f"embedded, kubeconfig {kubeconfig}"
         api = KubeApi.from_config(kubeconfig)
         stack.push_async_callback(api.aclose)
@@ -237,8 +254,10 @@ async def run(args: argparse.Namespace) -> int:
             grace=args.grace,
             metrics_port=args.metrics_port,
             dashboard=_dashboard(args, files, embedded=embedded),
+            binder=embedded if args.binder is None else args.binder,
         )
         cloud = CloudSync(settings, api, reload=reload)
+        holder.cloud = cloud
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, cloud.reload_access)
         stack.callback(loop.remove_signal_handler, signal.SIGHUP)
@@ -273,12 +292,14 @@ def _dashboard(args: argparse.Namespace, files: AccessFiles, *, embedded: bool) 
     return DashboardSettings(token=token, host=args.dashboard_host, port=port)
 
 
-async def _embedded_api_server(stack: contextlib.AsyncExitStack, data_dir: Path, port: int) -> Path:
+async def _embedded_api_server(
+    stack: contextlib.AsyncExitStack, data_dir: Path, port: int, holder: CloudHolder
+) -> Path:
     from api_server import ApiServerError, serve
 
     try:
         server = await stack.enter_async_context(
-            serve(data_dir / "apiserver", "127.0.0.1", port, crds=[CRDS])
+            serve(data_dir / "apiserver", "127.0.0.1", port, crds=[CRDS], pod_logs=pod_logs_through(holder))
         )
     except ApiServerError as exc:
         raise TemporaryError(

@@ -1,5 +1,5 @@
 """``edgetwin node NAME``: one edge node (its twin service, mappers with ``--mappers``, the cloud link
-with ``--cloud``)."""
+with ``--cloud``, the pods bound to it with ``--pods``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import asyncio
 import os
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgetwin.commands._broker import add_broker_options, broker_address
 from edgetwin.commands._stop import run_until_stopped
@@ -17,19 +17,24 @@ from edgetwin.simulators import SIMULATED, SimulatorPorts, serve_simulators
 from node_agent import CloudSettings, Gateway, GatewaySettings, InvalidGatewaySettings
 from twin.manifests import load_manifests
 
+if TYPE_CHECKING:
+    from node_agent.pods import PodSettings
+
 TOKEN_ENV = "EDGETWIN_TOKEN"
 
 DESCRIPTION = """\
 Run one edge node: the device twin on the local broker, and with --mappers the protocol mappers in
 the same process. With --cloud the node joins a cluster through its cloud broker: it receives its
 devices from cloud-sync (no --devices), sends reported values and device state up, and keeps
-serving locally, from its own store, while the cloud is unreachable."""
+serving locally, from its own store, while the cloud is unreachable. With --pods it also runs the
+pods the cluster binds to it (docs/pods.md), and keeps them running while the cloud is away."""
 
 EPILOG = """\
 examples:
   edgetwin node edge-node-1 --devices crds/samples/ --mappers
   edgetwin node edge-node-1 --broker mqtt://127.0.0.1:1883 --cloud mqtts://cloud.example:8883 \\
       --token-file /etc/edgetwin/token --data-dir /var/lib/edgetwin --mappers --metrics-port 9464
+  edgetwin node edge-node-1 --cloud mqtt://127.0.0.1:1884 --token TOKEN --pods podman
 """
 
 
@@ -100,6 +105,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=10.0,
         metavar="SECONDS",
         help="seconds after which what the cloud has not acknowledged is sent again (default %(default)g)",
+    )
+    cloud.add_argument(
+        "--pods",
+        nargs="?",
+        const="process",
+        choices=("process", "podman"),
+        default=None,
+        metavar="RUNTIME",
+        help="run the pods the cluster binds to this node: 'process' (the default runtime: each "
+        "container's command as a local process with the agent's rights, nothing to install) or "
+        "'podman' (containers; needs podman and runc). Off unless given: a pod runs whatever its "
+        "spec says on this machine",
     )
     parser.add_argument(
         "--metrics-port",
@@ -181,8 +198,21 @@ def cloud_settings(args: argparse.Namespace) -> CloudSettings | None:
     return CloudSettings(broker=address, token=_token(args), heartbeat=args.heartbeat, resend=args.resend)
 
 
+def pod_settings(args: argparse.Namespace) -> PodSettings | None:
+    if args.pods is None:
+        return None
+    if args.cloud is None:
+        raise InvalidGatewaySettings("a node's pods come from its cloud: --pods needs --cloud URL")
+    from node_agent.node_status import addresses
+    from node_agent.pods import PodSettings
+
+    internal = [a.address for a in addresses() if a.type == "InternalIP"]
+    return PodSettings(runtime=args.pods, host_ip=internal[0] if internal else "127.0.0.1")
+
+
 async def run(args: argparse.Namespace) -> int:
     cloud = cloud_settings(args)
+    pods = pod_settings(args)
     if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
         raise InvalidGatewaySettings(f"--metrics-port must be a port number 1-65535, not {args.metrics_port}")
     data_dir = args.data_dir or default_data_dir() / "nodes" / args.name
@@ -203,6 +233,7 @@ async def run(args: argparse.Namespace) -> int:
             metrics_port=args.metrics_port,
             serve_broker=args.serve_broker,
             mappers_after=simulated.wait if args.simulate is not None else None,
+            pods=pods,
         )
     )
 
@@ -212,6 +243,8 @@ async def run(args: argparse.Namespace) -> int:
         if gateway.dmi is not None:
             mappers += f", DMI on {gateway.dmi.socket}"
         joined = "" if cloud is None else f", joining the cloud at {cloud.broker.url}"
+        if pods is not None:
+            joined += f", pods on the {pods.runtime} runtime"
         where = f"on {broker.url}{mappers}{joined}, data in {data_dir}"
         print(f"node {args.name}: twin service for {devices} devices {where}", flush=True)
 

@@ -1,7 +1,8 @@
-"""The gateway agent: hosts one edge node's twin service, in-process mappers and cloud link (``Gateway``).
+"""The gateway agent: one edge node's twin service, in-process mappers, pods and cloud link (``Gateway``).
 
 The cloud link (``CloudLink``) is the edge end of docs/cloud-link.md, with its durable outbox; the
-pod runtime and the DMI server join the same host as they are built (DESIGN.md §6, §9).
+pods bound to the node (``node_agent.pods``, carried by ``node_agent.pod_link``) and the DMI server
+are pieces of the same host (DESIGN.md §6, §9).
 ``CloudLink`` and ``NodeMetrics`` load on first use: a node's twin serves before they are needed.
 """
 

@@ -7,7 +7,9 @@ node owes (``node_agent.uplink``, ``node_agent.outbox``) and heartbeats.
 
 It never holds the twin up: with the cloud unreachable, or refusing the node's login (logged once,
 tried again every ``refused_delay`` seconds), the twin goes on serving apps and mappers from the
-node's own store, and the outbox keeps what the cloud is owed until it is back.
+node's own store, and the outbox keeps what the cloud is owed until it is back. On a node that runs
+pods, a ``PodLink`` (``node_agent.pod_link``) carries the pods' part of the hello and the sync, the
+``down/pod`` and ``down/logs`` messages, and the pods' statuses.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -43,9 +46,13 @@ from twin.link import (
     parse_link_topic,
     up_topic,
 )
+from twin.link_pods import LogRequest, PodChange
 from twin.registry import Assignment
 from twin.service import TwinService
 from twin.wire import now_ms
+
+if TYPE_CHECKING:
+    from node_agent.pod_link import PodLink
 
 __all__ = ["CloudLink", "CloudSettings"]
 
@@ -66,7 +73,13 @@ class _SentHello:
 
 class CloudLink:
     def __init__(
-        self, service: TwinService, settings: CloudSettings, data_dir: Path, metrics: NodeMetrics
+        self,
+        service: TwinService,
+        settings: CloudSettings,
+        data_dir: Path,
+        metrics: NodeMetrics,
+        *,
+        pods: PodLink | None = None,
     ) -> None:
         self.service = service
         self.node = service.node
@@ -77,6 +90,9 @@ class CloudLink:
         self.uplink = Uplink(service, self.outbox, self._publish, resend=settings.resend, metrics=metrics)
         metrics.outbox_depth = self.uplink.depth
         service.add_observer(self.uplink.changed)
+        self.pods = pods
+        if pods is not None:
+            pods.attach(self._publish, self.outbox.next_seq)
         self._client: MqttClient | None = None
         self._queue: asyncio.Queue[Message] = asyncio.Queue()
         self._hello: _SentHello | None = None
@@ -119,9 +135,13 @@ class CloudLink:
                     ("outbox", self.outbox.keep_saved),
                 ):
                     group.create_task(job(), name=f"cloud link {name} of {self.node}")
+                if self.pods is not None:
+                    group.create_task(self.pods.run(), name=f"cloud link pods of {self.node}")
                 await client.connect(retry=True)
         finally:
             self.uplink.link_down()
+            if self.pods is not None:
+                self.pods.link_down()
             self._synced.clear()
             await client.close()
             if self.outbox.unsaved:
@@ -138,6 +158,8 @@ class CloudLink:
         )
         self._connections += 1
         self.uplink.link_down()
+        if self.pods is not None:
+            self.pods.link_down()
         self._synced.clear()
         self._connected.set()
         self._beat_now.set()
@@ -158,6 +180,8 @@ class CloudLink:
         while True:
             await self._connected.wait()
             self._connected.clear()
+            if self.pods is not None:
+                await self.pods.ready()  # the hello names the stored pods: not before they are loaded
             while not self._synced.is_set() and self._send_hello():
                 try:
                     async with asyncio.timeout(self.settings.resend):
@@ -182,6 +206,7 @@ class CloudLink:
                 )
                 for device_id, (generation, desired) in held.items()
             },
+            pods=self.pods.held() if self.pods is not None else None,
         )
         if not self._publish(up_topic(self.node, "hello"), body.model_dump_json().encode()):
             return False
@@ -196,6 +221,8 @@ class CloudLink:
     async def _heartbeats(self) -> None:
         """A heartbeat at each connect and every ``heartbeat`` seconds while connected."""
         info = await asyncio.to_thread(node_status.node_info)
+        if self.pods is not None:
+            info = info.model_copy(update={"containerRuntimeVersion": self.pods.runtime_version})
         capacity = node_status.capacity()
         while True:
             client = self._client
@@ -245,7 +272,17 @@ class CloudLink:
                 await self._device_change(DeviceChange.model_validate_json(message.payload))
             elif kind == "ack":
                 self.metrics.received.labels(kind).inc()
-                self.uplink.acknowledged(Ack.model_validate_json(message.payload))
+                ack = Ack.model_validate_json(message.payload)
+                if ack.kind == "podstatus" and self.pods is not None:
+                    self.pods.acknowledged(ack)
+                else:
+                    self.uplink.acknowledged(ack)
+            elif kind in ("pod", "logs") and self.pods is not None:
+                self.metrics.received.labels(kind).inc()
+                if kind == "pod":
+                    self.pods.change(PodChange.model_validate_json(message.payload))
+                else:
+                    self.pods.request_logs(LogRequest.model_validate_json(message.payload))
             else:
                 log.warning("cloud link: down/%s is not a kind this node knows: ignored", kind[:40])
                 self.metrics.refused.labels("unknown").inc()
@@ -266,6 +303,8 @@ class CloudLink:
         await self._apply(assigned, removed)
         for device_id in removed:
             self.uplink.forget(device_id)
+        if self.pods is not None:
+            self.pods.synced(sync)
         # A device the sync does not list is one whose desired values the cloud holds no newer than
         # the node: that acknowledges nothing (an edge value may still be on its way up).
         for assignment in assigned:
@@ -284,6 +323,8 @@ class CloudLink:
         self._synced.set()
         self.synced_once.set()
         self.uplink.link_up()
+        if self.pods is not None:
+            self.pods.link_up()
 
     async def _device_change(self, change: DeviceChange) -> None:
         if change.op == "upsert" and change.assignment is not None:

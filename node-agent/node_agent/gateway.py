@@ -1,5 +1,5 @@
-"""The gateway host: one edge node's store, twin service, in-process mappers and cloud link under
-one TaskGroup.
+"""The gateway host: one edge node's store, twin service, in-process mappers, pods and cloud link
+under one TaskGroup.
 
 ``edgetwin node`` and ``edgetwin up`` both run a ``Gateway``; this is the one place where a node's
 pieces are started, supervised (``node_agent.supervision``) and stopped. The twin store is opened
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from node_agent.cloud_link import CloudLink
     from node_agent.dmi.server import DmiServer
     from node_agent.metrics import NodeMetrics
+    from node_agent.pod_link import PodLink
+    from node_agent.pods import PodManager, PodSettings
 
 __all__ = ["Gateway", "GatewaySettings", "InvalidGatewaySettings", "Piece"]
 
@@ -67,8 +69,12 @@ class GatewaySettings:
     #: Awaited before the mappers start: devices that come up beside the node (simulated ones),
     #: so that a mapper's first connection finds them listening.
     mappers_after: Callable[[], Awaitable[object]] | None = None
+    #: Run the pods the cloud binds to this node (docs/pods.md); needs ``cloud``.
+    pods: PodSettings | None = None
 
     def __post_init__(self) -> None:
+        if self.pods is not None and self.cloud is None:
+            raise InvalidGatewaySettings("a node's pods come from its cloud: --pods needs --cloud")
         if self.cloud is not None and self.manifests is not None:
             raise InvalidGatewaySettings(
                 "a node joined to a cloud receives its devices from it: give either --cloud or --devices, "
@@ -96,6 +102,8 @@ class Gateway:
         self.mappers: MapperRunner | None = None
         self.dmi: DmiServer | None = None
         self.link: CloudLink | None = None
+        self.pods: PodManager | None = None
+        self.pod_link: PodLink | None = None
         self._metrics: NodeMetrics | None = None
 
     @property
@@ -146,6 +154,9 @@ class Gateway:
             # Imports grpc (~20 MB of RSS) only here, when a DMI socket is asked for.
             self.dmi = dmi_server(service, settings.dmi_socket, data_dir=settings.data_dir)
             pieces.append(("the DMI server", self.dmi.run, RestartPolicy()))
+        if settings.pods is not None and settings.cloud is not None:
+            self.pods, self.pod_link = self._pod_manager(settings.pods, settings.cloud.resend)
+            pieces.append(("the pod manager", self.pods.run, RestartPolicy()))
         if settings.cloud is not None:
             pieces.append(("the cloud link", lambda: self._run_link(service), LINK_POLICY))
         if settings.metrics_port is not None:
@@ -161,13 +172,25 @@ class Gateway:
             await self.settings.mappers_after()
         await self.mappers.run()
 
+    def _pod_manager(self, settings: PodSettings, resend: float) -> tuple[PodManager, PodLink]:
+        # Imported here: a node that runs no pods never loads the pod runtime.
+        from node_agent.pod_link import PodLink
+        from node_agent.pods import PodManager
+
+        manager = PodManager(self.settings.node, self.settings.data_dir, settings)
+        link = PodLink(manager, resend=resend, metrics=self.metrics)
+        manager.add_listener(link.status_listener)
+        return manager, link
+
     async def _run_link(self, service: TwinService) -> None:
         if self.link is None:
             # Imported here, once the twin is serving: a node serves its devices before its link loads.
             from node_agent.cloud_link import CloudLink
 
             assert self.settings.cloud is not None
-            self.link = CloudLink(service, self.settings.cloud, self.settings.data_dir, self.metrics)
+            self.link = CloudLink(
+                service, self.settings.cloud, self.settings.data_dir, self.metrics, pods=self.pod_link
+            )
         await self.link.run()
 
     async def _serve_metrics(self, service: TwinService) -> None:

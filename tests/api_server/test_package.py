@@ -12,6 +12,8 @@ def test_the_public_names_are_pinned_and_sorted() -> None:
         "ApiError",
         "ApiServer",
         "ApiServerError",
+        "LogOptions",
+        "PodLogs",
         "WatchLimits",
         "load_crd_manifests",
         "serve",

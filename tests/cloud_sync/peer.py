@@ -15,6 +15,7 @@ import itertools
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
@@ -37,6 +38,7 @@ from twin.link import (
     node_password,
     up_topic,
 )
+from twin.link_pods import HeldPod
 
 TIMEOUT = 20.0  # a guard against hanging, never an assertion about speed
 
@@ -79,6 +81,7 @@ class NodePeer:
         self.changes: asyncio.Queue[DeviceChange] = asyncio.Queue()
         self.acks: list[Ack] = []
         self.other: list[Message] = []
+        self._other_changed = asyncio.Event()
         self._acked = asyncio.Condition()
         self._seq = itertools.count(1)
         self._unacked: dict[tuple[str, int], tuple[str, bytes]] = {}
@@ -132,6 +135,7 @@ class NodePeer:
             asyncio.get_running_loop().create_task(self._notify())
         else:
             self.other.append(message)
+            self._other_changed.set()
 
     async def _notify(self) -> None:
         async with self._acked:
@@ -143,6 +147,20 @@ class NodePeer:
 
     def acked(self, kind: str, seq: int) -> bool:
         return any(a.kind == kind and a.seq == seq for a in self.acks)
+
+    async def other_message(
+        self, predicate: Callable[[Message], bool], *, after: int = 0, timeout: float = TIMEOUT
+    ) -> tuple[int, Message]:
+        """The first message of another kind (``down/pod``, ``down/logs``...) from index ``after``
+        on that ``predicate`` accepts, with its index."""
+        async with asyncio.timeout(timeout):
+            while True:
+                for index in range(after, len(self.other)):
+                    if predicate(self.other[index]):
+                        return index, self.other[index]
+                after = len(self.other)
+                self._other_changed.clear()
+                await self._other_changed.wait()
 
     async def change(self, timeout: float = TIMEOUT) -> DeviceChange:
         async with asyncio.timeout(timeout):
@@ -168,8 +186,15 @@ class NodePeer:
     async def _send(self, kind: str, message: BaseModel) -> None:
         await self.client.publish_confirmed(up_topic(self.node, kind), message.model_dump_json())
 
-    async def hello(self, devices: dict[str, HeldDevice] | None = None, timeout: float = TIMEOUT) -> Sync:
-        hello = Hello(node=self.node, id=uuid.uuid4().hex, sent_at=now_ms(), devices=devices or {})
+    async def hello(
+        self,
+        devices: dict[str, HeldDevice] | None = None,
+        timeout: float = TIMEOUT,
+        *,
+        pods: dict[str, HeldPod] | None = None,
+    ) -> Sync:
+        """Say hello (naming ``pods``: a node that runs pods) and return the sync that answers it."""
+        hello = Hello(node=self.node, id=uuid.uuid4().hex, sent_at=now_ms(), devices=devices or {}, pods=pods)
         await self._send("hello", hello)
         async with asyncio.timeout(timeout):
             while True:

@@ -167,9 +167,11 @@ async def test_new_plugin_runs_its_sample_device_as_its_readme_says(
         watch = await asyncio.create_subprocess_exec(
             *(str(EDGETWIN), "twin", "watch", "demo-acme", "--broker", broker, "--json"),
             stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
         )
         try:
+            assert watch.stderr is not None  # "watching ..." once it is subscribed
+            assert b"watching" in await asyncio.wait_for(watch.stderr.readline(), 30)
             written = await asyncio.to_thread(
                 edgetwin, "twin", "set", "demo-acme", "level", "9", "--broker", broker
             )

@@ -79,7 +79,7 @@ class PodManager:
         self.runtime = runtime or make_runtime(node, self.folder, self.settings)
         self.clock = clock or PodClock()
         self.ready = asyncio.Event()
-        self._on_status = on_status
+        self._listeners: list[StatusListener] = [on_status] if on_status is not None else []
         self._supervisors: dict[str, PodSupervisor] = {}
         self._rejected: dict[str, tuple[BoundPod, PodStatus]] = {}
         self._lock = asyncio.Lock()
@@ -135,6 +135,8 @@ class PodManager:
                 await self.store.put(bound)
                 if current is not None:
                     current.bound = bound
+                elif rejected is not None:
+                    self._rejected[key] = (bound, rejected[1])
                 return
             await self.store.put(bound)
             if current is not None:
@@ -158,8 +160,18 @@ class PodManager:
         elif rejected is not None:
             self._report(key, rejected[0].pod.metadata.uid, None)
 
+    def add_listener(self, listener: StatusListener) -> None:
+        """Also tell ``listener`` of every status from now on (``on_status`` is the first)."""
+        self._listeners.append(listener)
+
     def keys(self) -> list[str]:
         return sorted({*self._supervisors, *self._rejected})
+
+    def held(self) -> dict[str, BoundPod]:
+        """Every pod the node holds (running or rejected), as last put: what a hello names."""
+        held = {key: bound for key, (bound, _) in self._rejected.items()}
+        held.update({key: supervisor.bound for key, supervisor in self._supervisors.items()})
+        return held
 
     def status(self, key: str) -> PodStatus | None:
         if key in self._rejected:
@@ -196,11 +208,11 @@ class PodManager:
     # -- inside ------------------------------------------------------------------------------
 
     def _report(self, key: str, uid: str, status: PodStatus | None) -> None:
-        if self._on_status is not None:
+        for listener in self._listeners:
             try:
-                self._on_status(key, uid, status)
+                listener(key, uid, status)
             except Exception:  # a listener's bug must not stop the pods
-                log.exception("the pod status listener failed for %s", key)
+                log.exception("a pod status listener failed for %s", key)
 
     async def _start(self, bound: BoundPod, *, adopt: bool = False) -> None:
         key, uid = bound.pod.key, bound.pod.metadata.uid

@@ -9,6 +9,7 @@ pytest_plugins = [
     "tests.fixtures.modbus",
     "tests.fixtures.opcua",
     "tests.fixtures.pods",
+    "tests.fixtures.stack",
     "tests.fixtures.twin",
     # after twin, which it builds on (a fixture module imported before its turn is not rewritten)
     "tests.fixtures.dmi",

@@ -25,7 +25,7 @@ __all__ = ["Command", "commands", "edgetwin_argvs", "parse_error", "run_commands
 _OPERATORS = frozenset({"|", "||", "&&", ";", "&", ">", ">>", "<", "2>", "2>&1", "(", ")"})
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 #: Seconds a command that follows changes (until Ctrl-C) runs before it gets its Ctrl-C.
-FOLLOW_SECONDS = 4
+FOLLOW_SECONDS = 3
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,8 @@ def commands(text: str, *, console: bool, first_line: int) -> list[Command]:
     found: list[Command] = []
     pending: list[str] = []
     start = 0
-    for number, raw in enumerate(text.splitlines(), first_line + 1):
+    for number, line in enumerate(text.splitlines(), first_line + 1):
+        raw = line
         if not pending:
             if console:
                 if not raw.startswith("$ "):
@@ -196,12 +197,14 @@ def run_commands(
         script.append(f'{run} >{output} 2>&1 </dev/null; echo "{index} $?" >&3')
     (work / "block.sh").write_text("\n".join(script) + "\n")
     subprocess.run(
-        ["bash", str(work / "block.sh")], cwd=cwd, env=dict(env), timeout=timeout, check=False,
+        ["bash", str(work / "block.sh")],
+        cwd=cwd,
+        env=dict(env),
+        timeout=timeout,
+        check=False,
         capture_output=True,
     )
-    codes = dict(
-        line.split() for line in (work / "codes").read_text().splitlines() if line.strip()
-    )
+    codes = dict(line.split() for line in (work / "codes").read_text().splitlines() if line.strip())
     outcomes = []
     for index, command in enumerate(block_commands):
         if str(index) not in codes:

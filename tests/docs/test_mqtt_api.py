@@ -41,7 +41,9 @@ def _differences(doc: Any, got: Any, path: str, *, echoed: str | None) -> list[s
         if not isinstance(got, dict):
             return [f"{here}: documented an object, got {got!r}"]
         problems = [f"{path}.{key}: documented, missing from the reply" for key in doc.keys() - got.keys()]
-        problems += [f"{path}.{key}: in the reply ({got[key]!r}), not documented" for key in got.keys() - doc.keys()]
+        problems += [
+            f"{path}.{key}: in the reply ({got[key]!r}), not documented" for key in got.keys() - doc.keys()
+        ]
         for key in doc.keys() & got.keys():
             if key in VOLATILE or (key == "event_id" and doc[key] != echoed):
                 if type(doc[key]) is not type(got[key]):
@@ -52,8 +54,11 @@ def _differences(doc: Any, got: Any, path: str, *, echoed: str | None) -> list[s
     if isinstance(doc, list):
         if not isinstance(got, list) or len(got) != len(doc):
             return [f"{here}: documented {len(doc)} item(s), got {got!r}"]
-        return [p for i, (d, g) in enumerate(zip(doc, got, strict=True)) for p in
-                _differences(d, g, f"{path}[{i}]", echoed=echoed)]
+        return [
+            p
+            for i, (d, g) in enumerate(zip(doc, got, strict=True))
+            for p in _differences(d, g, f"{path}[{i}]", echoed=echoed)
+        ]
     if doc != got or type(doc) is not type(got):
         return [f"{here}: documented {doc!r}, got {got!r}"]
     return []
@@ -134,7 +139,12 @@ async def test_every_request_of_the_mqtt_reference_gets_the_documented_reply(tmp
 
 
 def test_the_comparison_names_a_changed_value_a_missing_key_and_an_extra_one() -> None:
-    documented: Mapping[str, Any] = {"event_id": "a", "timestamp": 1, "twin": {"p": {"value": "22"}}, "code": 400}
+    documented: Mapping[str, Any] = {
+        "event_id": "a",
+        "timestamp": 1,
+        "twin": {"p": {"value": "22"}},
+        "code": 400,
+    }
     got = {"event_id": "a", "timestamp": 99, "twin": {"p": {"value": "23"}}, "reason": "x"}
     assert sorted(_differences(documented, got, "", echoed="a")) == [
         ".code: documented, missing from the reply",
@@ -142,4 +152,6 @@ def test_the_comparison_names_a_changed_value_a_missing_key_and_an_extra_one() -
         ".twin.p.value: documented '22', got '23'",
     ]
     assert _differences({"event_id": "new"}, {"event_id": "uuid"}, "", echoed="a") == []
-    assert _differences({"event_id": "a"}, {"event_id": "b"}, "", echoed="a") == [".event_id: documented 'a', got 'b'"]
+    assert _differences({"event_id": "a"}, {"event_id": "b"}, "", echoed="a") == [
+        ".event_id: documented 'a', got 'b'"
+    ]

@@ -17,10 +17,8 @@ import os
 import sys
 import time
 
-from twin.client import PropertyState, TwinClient, TwinEvent
+from twin.client import TwinClient, TwinEvent
 from twin.errors import EdgetwinError
-from twin.models import PropertyType
-from twin.values import parse_value
 
 LIGHTS = ("red", "yellow", "green")
 # Red, then green, then yellow, then red again: the order of a traffic light.
@@ -61,21 +59,6 @@ def phases(cycles: int) -> list[str] | None:
     return [*ORDER * cycles, "red"]
 
 
-def reads_as(prop: PropertyState, value: str) -> bool:
-    """Whether the light reports ``value``: "ON" and "true" are one value for a BOOLEAN light.
-
-    KubeEdge's demo makes the lights STRING properties ("ON"/"OFF", as examples/traffic-light has
-    them); the sample of `make run` (crds/samples) makes them BOOLEAN.
-    """
-    if prop.reported is None:
-        return False
-    try:
-        ptype = PropertyType(prop.type.upper())
-        return parse_value(prop.reported, ptype) == parse_value(value, ptype)
-    except (ValueError, EdgetwinError):
-        return prop.reported == value
-
-
 async def show(
     twins: TwinClient, events: asyncio.Queue[TwinEvent], device: str, lit: str, timeout: float
 ) -> float:
@@ -83,14 +66,12 @@ async def show(
     wanted = {light: "ON" if light == lit else "OFF" for light in LIGHTS}
     started = time.monotonic()
     await twins.set_desired(device, wanted)
-    state = await twins.get(device)
+    state = {name: prop.reported for name, prop in (await twins.get(device)).items()}
     try:
         async with asyncio.timeout(timeout):
-            while not all(
-                light in state and reads_as(state[light], value) for light, value in wanted.items()
-            ):
+            while any(state.get(light) != value for light, value in wanted.items()):
                 event = await events.get()
-                state.update({name: prop for name, prop in event.current.items() if prop.reported})
+                state.update({name: prop.reported for name, prop in event.current.items() if prop.reported})
     except TimeoutError:
         raise NotConfirmed(
             f"{device}: the lights did not report {lit} within {timeout:g}s: "

@@ -6,18 +6,21 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TESTSTAMP := $(VENV)/.installed-test
+DOCSSTAMP := $(VENV)/.installed-docs
+DOCS_PORT ?= 8000
 DATA   ?= .edgetwin
 SHELL  := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 # pip's progress, one line per package, without its noise.
 PIP_PROGRESS := sed -un -E '/^(Collecting|Installing collected|Successfully installed)/s/^/  /p'
 
-.PHONY: run test lint bench tools clean help
+.PHONY: run test lint bench tools docs clean help
 
 help:
 	@echo "make run    start the whole stack on this machine (cloud, one edge node, simulated devices)"
 	@echo "make test   install test tools and run lint, import rules and all tests"
 	@echo "make bench  run the benchmarks in bench/ (figures in bench/README.md)"
+	@echo "make docs   serve the documentation site on http://127.0.0.1:$(DOCS_PORT) while you edit docs/"
 
 # What running needs (make run), then what testing adds (make test).
 $(STAMP): pyproject.toml
@@ -26,12 +29,17 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv $(VENV) || { echo "python venv failed: on Debian/Ubuntu run 'apt-get install python3-venv'"; exit 1; }
 	@$(BIN)/python -m pip install --quiet --upgrade pip
 	@$(BIN)/python -m pip install --progress-bar off -e '.[all,kubectl]' | $(PIP_PROGRESS)
-	@rm -f $(TESTSTAMP)
+	@rm -f $(TESTSTAMP) $(DOCSSTAMP)
 	@touch $@
 
 $(TESTSTAMP): $(STAMP)
 	@echo "installing the test tools into $(VENV)"
 	@$(BIN)/python -m pip install --progress-bar off -e '.[all,test]' | $(PIP_PROGRESS)
+	@touch $@
+
+$(DOCSSTAMP): $(STAMP)
+	@echo "installing the documentation tools (MkDocs, Material) into $(VENV)"
+	@$(BIN)/python -m pip install --progress-bar off -e '.[all,docs]' | $(PIP_PROGRESS)
 	@touch $@
 
 tools:
@@ -41,6 +49,10 @@ tools:
 # make does not report an interrupted recipe.
 run: $(STAMP)
 	@trap 'true' INT; $(BIN)/edgetwin up --data-dir $(DATA) $(ARGS)
+
+# The site from docs/ and mkdocs.yml, rebuilt as you save; make test builds it with --strict.
+docs: $(DOCSSTAMP)
+	@trap 'true' INT; NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
 
 lint: $(TESTSTAMP)
 	$(BIN)/ruff check .
@@ -63,4 +75,4 @@ bench: $(TESTSTAMP) tools
 	$(BIN)/python bench/startup.py
 
 clean:
-	rm -rf $(VENV) $(DATA) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(DATA) site .pytest_cache .ruff_cache .mypy_cache

@@ -176,8 +176,8 @@ spec:
     - name: level
       type: INT
       accessMode: ReadWrite
-      minimum: 0
-      maximum: 100
+      minimum: "0"
+      maximum: "100"
 ---
 apiVersion: devices.kubeedge.io/v1beta1
 kind: Device

@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.fixtures.opcua",
     "tests.fixtures.pods",
     "tests.fixtures.pod_stack",
+    "tests.fixtures.stack",
     "tests.fixtures.twin",
     # after twin, which it builds on (a fixture module imported before its turn is not rewritten)
     "tests.fixtures.dmi",

@@ -214,14 +214,12 @@ from __future__ import annotations
 
 import asyncio
 from importlib.metadata import entry_points
+from pathlib import Path
 
 from mappers import Buses, Registry
 from mappers.binding import bind_device
-from twin.models import Device, DeviceModel
-
-from pathlib import Path
-
 from twin.manifests import load_manifests
+from twin.models import Device, DeviceModel
 
 from $module import ${cls}
 

@@ -5,10 +5,11 @@ their timestamps and ``{cloud, edge}`` version counters, applies updates from th
 mappers over MQTT) and from the cloud, and says what changed (for documents) and what is still to
 do (the delta). An update is all or nothing: if one property in it is refused, nothing changes.
 
-Version rules (DESIGN.md §3): a local write bumps ``edge``; a cloud write carries its versions and
-bumps ``cloud``. A cloud write whose ``edge`` is behind ours lost a race with a local write and is
-refused (``VersionConflict``; the edge value goes up instead); one whose ``cloud`` is not newer than
-ours is stale and ignored.
+Version rules (docs/concepts.md, "Versions"): a local write bumps ``edge``; a cloud write carries
+its ``(cloud, edge)`` pair. Pairs are ordered cloud first: a cloud write with a newer ``cloud``
+counter wins over local writes made meanwhile; one with the same ``cloud`` counter and an older
+``edge`` lost a race with a local write and is refused (``VersionConflict``; the edge value goes
+up instead); an older or repeated pair is stale and ignored.
 """
 
 from __future__ import annotations

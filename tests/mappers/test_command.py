@@ -66,6 +66,12 @@ def test_mapper_new_takes_a_kubeedge_style_dashed_name(tmp_path: Path) -> None:
     assert 'protocol = "my-bus"' in (package / "src" / "edgetwin_mapper_my_bus" / "__init__.py").read_text()
     assert "protocolName: my-bus" in (package / "examples" / "device.yaml").read_text()
     assert (package / "tests" / "test_my_bus.py").is_file()
+    # A plugin author's own lint passes on what they start from.
+    for check in (["check"], ["format", "--check"]):
+        lint = subprocess.run(
+            [str(BIN / "ruff"), *check, "."], cwd=package, capture_output=True, text=True, check=False
+        )
+        assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
 @dataclass

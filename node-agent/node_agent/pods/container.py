@@ -287,6 +287,16 @@ class ContainerWorker:
             await instance.signal(signal.SIGKILL)
             return await instance.wait()
 
+    async def detach(self, task: asyncio.Task[None]) -> None:
+        """Stop supervising and leave the instance running (for a runtime whose containers outlive
+        the agent): cancel ``task`` (its ``run``); a start under way is finished rather than cut
+        halfway (a half-made container would later be adopted as if it had run)."""
+        starting = self._starting
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        if starting is not None:
+            await asyncio.gather(starting, return_exceptions=True)
+
     async def stop(self, task: asyncio.Task[None], grace: float | None = None) -> None:
         """End the container for good: cancel ``task`` (its ``run``), then stop the instance."""
         self._stopping = True

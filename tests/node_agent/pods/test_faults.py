@@ -65,6 +65,29 @@ async def test_a_child_that_fails_before_exec_without_saying_how_is_a_run_contai
     assert running.container("app").restart_count >= 1
 
 
+async def test_a_start_that_fails_unexpectedly_does_not_keep_the_other_pods_from_stopping(
+    process_node: PodNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = process.ProcessRuntime.start
+
+    async def start_or_fail(self: process.ProcessRuntime, launch: Any) -> Any:
+        if launch.pod.metadata.name == "broken":
+            raise RuntimeError("a bug in the runtime")
+        return await start(self, launch)
+
+    monkeypatch.setattr(process.ProcessRuntime, "start", start_or_fail)
+    manager = await process_node.start()
+    await manager.put(process_node.pod("healthy", [dict(HEALTHY)]))
+    await process_node.pods.wait_for("default/healthy", lambda s: s.phase == "Running", "Running")
+    await manager.put(process_node.pod("broken", [dict(HEALTHY)]))
+    await process_node.pods.wait_for(
+        "default/broken", lambda s: _waiting(s)[0] == "ContainerCreating", "ContainerCreating", history=True
+    )
+    await process_node.stop(manager)  # the agent stops: every pod's containers with it
+    healthy = process_node.pods.latest("default/healthy")
+    assert healthy is not None and healthy.container("app").state.terminated is not None
+
+
 async def test_a_missing_config_map_key_waits_with_its_reason_until_the_config_map_comes(
     pod_node: PodNode,
 ) -> None:

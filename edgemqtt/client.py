@@ -174,7 +174,8 @@ class MqttClient:
             raise BrokerUnavailable(
                 f"the MQTT broker at {self.address.url} did not answer within {timeout:g} s"
             ) from None
-        except MqttError:
+        except (MqttError, asyncio.CancelledError):
+            # Cancelled too (a service stopping while it connects): no half-made connection stays open.
             self._drop()
             raise
 

@@ -5,10 +5,15 @@ token there too), forwards each request to the API server over HTTPS and streams
 (watches included), except where a ``Fault`` says to answer with an error ``Status`` instead
 (409, 429, 500...), the given number of times. Every request is recorded with the status it got,
 which is also how tests count status writes.
+
+``stop`` aborts every upstream TLS connection and waits until each is closed: a TLS connection
+closed politely waits for the API server's close_notify, and the test's loop may be closed before
+that, which would leave its socket open (a ResourceWarning, an error under ``filterwarnings``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import ssl
 from collections.abc import Callable
@@ -50,6 +55,10 @@ class FaultProxy:
     _runner: web.AppRunner | None = None
     _session: aiohttp.ClientSession | None = None
     _open: set[aiohttp.ClientResponse] = field(default_factory=set)
+    # Every upstream connection not yet closed: its transport and the future its closing resolves.
+    _connections: dict[object, tuple[asyncio.BaseTransport, asyncio.Future[None]]] = field(
+        default_factory=dict
+    )
 
     async def start(self, workdir: Path) -> None:
         self._client_tls = ssl.create_default_context(cafile=str(self.api_dir / "ca.crt"))
@@ -70,12 +79,37 @@ class FaultProxy:
 
     async def stop(self) -> None:
         # The upstream side first: it ends the handlers still streaming watches, then the server.
+        # Aborted, not closed: no close_notify exchange that the loop's end could cut short.
+        for transport, _ in list(self._connections.values()):
+            transport.abort()
         for upstream in list(self._open):
             upstream.close()
         if self._session is not None:
             await self._session.close()
+        async with asyncio.timeout(30):  # a guard against hanging: an aborted transport closes at once
+            await asyncio.gather(
+                *(closed for _, closed in self._connections.values()), return_exceptions=True
+            )
         if self._runner is not None:
             await self._runner.cleanup()
+
+    def _track(self, upstream: aiohttp.ClientResponse) -> None:
+        """Keep the connection ``upstream`` came on until it is closed (``stop`` aborts it)."""
+        connection = upstream.connection
+        protocol = connection.protocol if connection is not None else None
+        if protocol is None or protocol.transport is None or protocol in self._connections:
+            return
+        closed = protocol.closed
+        if closed is None:  # already lost
+            return
+
+        def forget(done: asyncio.Future[None]) -> None:
+            self._connections.pop(protocol, None)
+            if not done.cancelled():
+                done.exception()  # a connection that ended with an error is still just closed
+
+        self._connections[protocol] = (protocol.transport, closed)
+        closed.add_done_callback(forget)
 
     def count(self, method: str, path: str, *, ok: bool = True) -> int:
         """Requests with ``method`` whose path matches ``path`` (that succeeded, with ``ok``)."""
@@ -116,6 +150,7 @@ class FaultProxy:
             ssl=self._client_tls,
         ) as upstream:
             self.records.append(Record(request.method, path, upstream.status, False))
+            self._track(upstream)
             self._open.add(upstream)
             response = web.StreamResponse(status=upstream.status)
             for key in ("Content-Type", "Warning"):
@@ -125,9 +160,9 @@ class FaultProxy:
             try:
                 async for chunk in upstream.content.iter_any():
                     await response.write(chunk)
+                await response.write_eof()
             except (aiohttp.ClientError, ConnectionResetError):
                 pass  # one side went away mid-stream (a watch cut): the other sees the end
             finally:
                 self._open.discard(upstream)
-            await response.write_eof()
             return response

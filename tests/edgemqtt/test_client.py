@@ -197,6 +197,28 @@ async def test_a_broker_sending_garbage_is_dropped_not_crashing() -> None:
             await MqttClient(address).connect(timeout=2)
 
 
+async def test_a_connect_cancelled_while_waiting_for_the_connack_hangs_up() -> None:
+    arrived, hung_up = asyncio.Event(), asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)  # the CONNECT, never answered
+        arrived.set()
+        await reader.read()  # until the client hangs up
+        hung_up.set()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    async with server:
+        client = MqttClient(BrokerAddress("127.0.0.1", server.sockets[0].getsockname()[1]))
+        connecting = asyncio.create_task(client.connect(timeout=60))
+        await asyncio.wait_for(arrived.wait(), 10)
+        connecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await connecting
+        await asyncio.wait_for(hung_up.wait(), 10)
+    assert not client.connected
+
+
 # -- will, sessions, resending, refusals -----------------------------------------------------------
 
 

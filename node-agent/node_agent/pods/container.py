@@ -12,7 +12,6 @@ after the grace period). Every change calls ``on_change``; the pod derives its s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from collections.abc import Callable
@@ -287,17 +286,32 @@ class ContainerWorker:
             await instance.signal(signal.SIGKILL)
             return await instance.wait()
 
+    async def detach(self, task: asyncio.Task[None]) -> None:
+        """Stop supervising and leave the instance running (for a runtime whose containers outlive
+        the agent): cancel ``task`` (its ``run``); a start under way is finished rather than cut
+        halfway (a half-made container would later be adopted as if it had run)."""
+        starting = self._starting
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        if starting is not None:
+            await asyncio.gather(starting, return_exceptions=True)
+
     async def stop(self, task: asyncio.Task[None], grace: float | None = None) -> None:
         """End the container for good: cancel ``task`` (its ``run``), then stop the instance."""
         self._stopping = True
         starting = self._starting
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # A worker that failed was logged by its supervisor: it must not keep the instance (nor the
+        # node's other containers, stopped together with this one) from stopping.
+        await asyncio.gather(task, return_exceptions=True)
         instance = self.instance
         if starting is not None:
-            with contextlib.suppress(PodError):
+            try:
                 instance = await starting
+            except PodError:
+                pass
+            except Exception:  # a runtime's bug: logged, and the stop goes on
+                log.exception("container %s of %s failed to start", self.container.name, self._pod_name)
         if instance is not None and not self.done:
             self.instance = instance
             exit = await self.terminate(instance, self._grace if grace is None else grace)

@@ -191,7 +191,9 @@ class PodmanRuntime:
         try:
             async with asyncio.timeout(timeout):
                 out, err = await proc.communicate()
-        except TimeoutError:
+        except (TimeoutError, asyncio.CancelledError):
+            # Timed out or no longer wanted (a probe cancelled, the agent stopping): never left
+            # running unreaped behind the caller.
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()

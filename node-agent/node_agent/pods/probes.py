@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import subprocess
 from collections.abc import Awaitable, Callable
 
 from node_agent.pods.clock import PodClock
@@ -84,7 +85,7 @@ async def check(
             return None
     except TimeoutError:
         return f"probe timed out after {timeout}s"
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:  # an exec probe may fail to spawn
         return f"probe failed: {exc}"
     return "probe has no handler"
 

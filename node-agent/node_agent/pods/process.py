@@ -18,6 +18,7 @@ import ctypes
 import ctypes.util
 import os
 import signal
+import subprocess
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -191,7 +192,9 @@ class ProcessRuntime:
                 user=context.run_as_user,
                 group=context.run_as_group,
             )
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            # SubprocessError: the child failed before exec and could not say how (its setup
+            # raised, or it died while reporting an exec error): a start error all the same.
             writer.close()
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise ContainerStartFailed(f"cannot run {argv[0]!r}: {why}") from exc

@@ -169,9 +169,13 @@ class PodSupervisor:
 
     async def detach(self) -> None:
         """Stop supervising but leave the containers running (the agent stops; they are adopted later)."""
-        for task in self._tasks.values():
-            task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await asyncio.gather(
+            *(
+                worker.detach(self._tasks[name])
+                for name, worker in self.workers.items()
+                if name in self._tasks
+            )
+        )
 
     async def read_logs(
         self, container: str, *, previous: bool, tail: int | None, follow: bool, timestamps: bool

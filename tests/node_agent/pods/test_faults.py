@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from node_agent.pods import BoundPod, ConfigMap
+from node_agent.pods import BoundPod, ConfigMap, process
 from tests.fixtures.pods import PodNode
 
 HEALTHY = {"name": "app", "command": ["sh", "-c", "exec sleep 1000"]}
@@ -39,6 +39,53 @@ async def test_a_command_that_does_not_exist_is_a_run_container_error_and_others
         "default/healthy", lambda s: s.condition("Ready").status == "True", "Ready"
     )
     assert healthy.container("app").restart_count == 0
+
+
+async def test_a_child_that_fails_before_exec_without_saying_how_is_a_run_container_error(
+    process_node: PodNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A child that fails between fork and exec reaches the agent as subprocess's SubprocessError, not
+    # an OSError (its setup raised, or it died halfway through reporting an exec error).
+    def failing_setup(no_new_privileges: bool) -> None:
+        raise RuntimeError("the child's setup failed")
+
+    monkeypatch.setattr(process, "_child_setup", failing_setup)
+    manager = await process_node.start()
+    await manager.put(process_node.pod("app", [dict(HEALTHY)]))
+    status = await process_node.pods.wait_for(
+        "default/app", lambda s: _waiting(s)[0] == "RunContainerError", "RunContainerError", history=True
+    )
+    assert "cannot run 'sh'" in _waiting(status)[1]
+    last = status.container("app").last_state.terminated
+    assert last is not None and last.reason == "StartError"
+    monkeypatch.undo()  # the next start, after the back-off, succeeds
+    running = await process_node.pods.wait_for(
+        "default/app", lambda s: s.container("app").state.running is not None, "Running"
+    )
+    assert running.container("app").restart_count >= 1
+
+
+async def test_a_start_that_fails_unexpectedly_does_not_keep_the_other_pods_from_stopping(
+    process_node: PodNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = process.ProcessRuntime.start
+
+    async def start_or_fail(self: process.ProcessRuntime, launch: Any) -> Any:
+        if launch.pod.metadata.name == "broken":
+            raise RuntimeError("a bug in the runtime")
+        return await start(self, launch)
+
+    monkeypatch.setattr(process.ProcessRuntime, "start", start_or_fail)
+    manager = await process_node.start()
+    await manager.put(process_node.pod("healthy", [dict(HEALTHY)]))
+    await process_node.pods.wait_for("default/healthy", lambda s: s.phase == "Running", "Running")
+    await manager.put(process_node.pod("broken", [dict(HEALTHY)]))
+    await process_node.pods.wait_for(
+        "default/broken", lambda s: _waiting(s)[0] == "ContainerCreating", "ContainerCreating", history=True
+    )
+    await process_node.stop(manager)  # the agent stops: every pod's containers with it
+    healthy = process_node.pods.latest("default/healthy")
+    assert healthy is not None and healthy.container("app").state.terminated is not None
 
 
 async def test_a_missing_config_map_key_waits_with_its_reason_until_the_config_map_comes(

@@ -1,13 +1,16 @@
 """What only the podman runtime gives a pod: volumes of the four supported types, env from
-ConfigMaps and Secrets, memory and cpu limits, and a pod without host network having none."""
+ConfigMaps and Secrets, memory and cpu limits, and a pod without host network having none; and
+its podman commands, never left running behind a caller that gave up on them."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from pathlib import Path
 
 from node_agent.pods import BoundPod, ConfigMap, PodmanRuntime, Secret
-from tests.fixtures.pods import PodNode
+from tests.fixtures.pods import BusyboxImage, PodNode, podman_children
+from tests.mappers.harness import until
 
 
 async def _lines(node: PodNode, key: str, manager: object) -> list[str]:
@@ -102,3 +105,14 @@ async def test_a_pod_without_host_network_has_only_loopback(podman_node: PodNode
     )
     assert await _lines(podman_node, "default/app", manager) == ["lo"]
     assert status.pod_ip is None and status.host_ip == "127.0.0.1"
+
+
+async def test_a_podman_command_cancelled_halfway_is_ended_not_left_running(
+    busybox_image: BusyboxImage, tmp_path: Path
+) -> None:
+    runtime = PodmanRuntime("node-x", tmp_path / "podman", busybox_image.podman)
+    events = asyncio.create_task(runtime.podman("events"))  # streams until stopped
+    await until(lambda: bool(podman_children()))
+    events.cancel()
+    await asyncio.gather(events, return_exceptions=True)
+    assert podman_children() == []

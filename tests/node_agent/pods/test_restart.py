@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from node_agent.pods import PodmanRuntime
-from tests.fixtures.pods import PodNode
+from tests.fixtures.pods import PodNode, podman_children
 
 SLEEPER = {"name": "app", "command": ["sh", "-c", "echo up; exec sleep 1000"]}
 
@@ -114,3 +114,24 @@ async def test_a_podman_container_that_ended_while_the_agent_was_down_is_reporte
     terminated = status.container("app").state.terminated
     assert terminated is not None and terminated.exit_code == 5
     assert terminated.container_id == running.container("app").container_id
+
+
+async def test_an_agent_stopped_while_a_podman_container_starts_finishes_the_start_and_adopts_it(
+    podman_node: PodNode,
+) -> None:
+    manager = await podman_node.start()
+    await manager.put(podman_node.pod("app", [dict(SLEEPER)]))
+    await podman_node.pods.wait_for(
+        "default/app",
+        lambda s: (
+            s.container("app").state.waiting is not None
+            and s.container("app").state.waiting.reason == "ContainerCreating"
+        ),
+        "ContainerCreating",
+        history=True,
+    )
+    await podman_node.stop(manager)
+    assert podman_children() == []  # no podman command left behind, running unawaited
+    await podman_node.start()
+    status = await podman_node.pods.wait_for("default/app", lambda s: s.phase == "Running", "Running")
+    assert status.container("app").restart_count == 0

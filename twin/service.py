@@ -122,9 +122,13 @@ class TwinService:
         gc.disable()
         try:
             stored = self.registry.load()
-            # Given manifests replace what is stored; without them the store is the truth.
+            # Given manifests replace what is stored; without them the store is the truth, twins
+            # included: a stored Device's desired values are not written again (its twin may hold
+            # newer ones, set at the edge or by the cloud, each with its versions).
             source = stored if manifests is None else manifests
-            await self.registry.define(dict(source.models), dict(source.devices))
+            await self.registry.define(
+                dict(source.models), dict(source.devices), manifest_desired=manifests is not None
+            )
         finally:
             if collecting:
                 gc.enable()

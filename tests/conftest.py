@@ -4,6 +4,7 @@ pytest_plugins = [
     "tests.fixtures.apiserver",
     "tests.fixtures.ble",
     "tests.fixtures.brokers",
+    "tests.fixtures.cluster",
     "tests.fixtures.gpio",
     "tests.fixtures.logs",
     "tests.fixtures.modbus",

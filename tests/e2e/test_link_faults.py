@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mappers.modbus.decoding import RegisterKind
 from tests.fixtures.cluster import (
+    FAN,
     SETPOINT,
     VERSIONS_ANNOTATION,
     Cluster,
@@ -52,8 +53,7 @@ async def test_with_the_cloud_broker_stopped_the_edge_goes_on_and_the_newer_clou
         await e2e.device_until(name, lambda d: reported(d, "temperature") == "21.5", what="21.5 reported")
 
         await asyncio.to_thread(e2e.broker.stop)
-        device["spec"]["properties"][1]["desired"] = {"value": "26"}  # the cluster changes it ...
-        await e2e.apply(device)
+        await e2e.apply(thermostat(name, node, modbus.port, setpoint="26"))  # the cluster changes it ...
         await e2e.device_until(name, stamped("setpoint", "26"), what="26 stamped")
         async with TwinClient(e2e.local) as app:  # ... and, later, an app at the edge
             await app.set_desired(device_id, {"setpoint": "24"})
@@ -81,21 +81,24 @@ async def test_with_the_cloud_broker_stopped_the_edge_goes_on_and_the_newer_clou
     assert_never_regressed(seen)
 
 
-async def test_a_desired_value_set_at_the_edge_by_a_node_killed_while_the_cloud_is_down_reaches_the_cluster(
+async def test_a_node_killed_and_restarted_while_the_cloud_is_down_serves_from_disk_then_reconciles(
     e2e: Cluster, tmp_path: Path, prefix: str
 ) -> None:
+    """While the cloud broker is down the cluster changes the setpoint and an app at the edge the fan
+    speed; the node is killed (-9) and started again before the broker is back."""
     name, node = f"{prefix}-thermo", e2e.node_name()
     device_id = f"default/{name}"
     slave = RecordingSlave(1)
     async with tcp_modbus(slave) as modbus, e2e.history(name) as seen:
         await modbus.sim.set(HOLDING, 0, [215])
         async with e2e.node(node, tmp_path / "node") as agent:
-            await e2e.apply(thermostat(name, node, modbus.port, setpoint="20"))
-            await e2e.device_until(name, lambda d: reported(d, "setpoint") == "20", what="20 read back")
+            await e2e.apply(thermostat(name, node, modbus.port, setpoint="20", fan="1"))
+            await e2e.device_until(name, lambda d: reported(d, "fan") == "1", what="fan 1 read back")
             await asyncio.to_thread(e2e.broker.stop)
+            await e2e.apply(thermostat(name, node, modbus.port, setpoint="26", fan="1"))
             async with TwinClient(e2e.local) as app:
-                await app.set_desired(device_id, {"setpoint": "33"})
-            await slave.until_written(SETPOINT, 33)
+                await app.set_desired(device_id, {"fan": "3"})
+            await slave.until_written(FAN, 3)
             await asyncio.to_thread(agent.kill)  # kill -9: no flush, no goodbye
         await modbus.sim.set(HOLDING, 0, [199])
         async with e2e.node(node, tmp_path / "node"):
@@ -104,19 +107,25 @@ async def test_a_desired_value_set_at_the_edge_by_a_node_killed_while_the_cloud_
                 held = await app.get(device_id)
             await edge_until(e2e.local, device_id, lambda t: t["temperature"].reported == "19.9")
             await asyncio.to_thread(e2e.broker.start)
+            await slave.until_written(SETPOINT, 26)
             final = await e2e.device_until(
                 name,
                 lambda d: (
-                    spec_desired(d, "setpoint") == "33"
-                    and observed_desired(d, "setpoint") == "33"
+                    spec_desired(d, "fan") == "3"
+                    and observed_desired(d, "fan") == "3"
+                    and observed_desired(d, "setpoint") == "26"
+                    and reported(d, "setpoint") == "26"
                     and reported(d, "temperature") == "19.9"
                 ),
-                what="the edge's 33 in the spec and observed, the latest reading",
+                what="the edge's fan in the spec, the cluster's setpoint on the device, the latest reading",
             )
-    assert held["setpoint"].desired == "33"
-    assert set(register_values(slave)) == {20, 33} and register_values(slave)[-1] == 33
+    assert (held["setpoint"].desired, held["fan"].desired) == ("20", "3")  # as the node held them
+    assert register_values(slave, FAN) == [1, 3]
+    assert register_values(slave) == [20, 26]
     versions = json.loads(final["metadata"]["annotations"][VERSIONS_ANNOTATION])
-    assert versions["setpoint"]["value"] == "33" and versions["setpoint"]["edge"] >= 1
+    assert versions["fan"]["value"] == "3" and versions["fan"]["edge"] >= 1
+    assert spec_values(seen, "setpoint") == ["20", "26"]
+    assert spec_values(seen, "fan") == ["1", "3"]
     assert_never_regressed(seen)
 
 
@@ -133,8 +142,7 @@ async def test_cloud_sync_restarted_catches_up_with_what_changed_while_it_was_aw
 
         await asyncio.to_thread(e2e.clouds[0].stop)
         await modbus.sim.set(HOLDING, 0, [233])
-        device["spec"]["properties"][1]["desired"] = {"value": "27"}
-        await e2e.apply(device)
+        await e2e.apply(thermostat(name, node, modbus.port, setpoint="27"))
         await edge_until(e2e.local, f"default/{name}", lambda t: t["temperature"].reported == "23.3")
         await asyncio.to_thread(e2e.start_cloud)
         await slave.until_written(SETPOINT, 27)
@@ -168,8 +176,7 @@ async def test_one_of_two_cloud_sync_replicas_killed_loses_nothing(
             )
             if step == 10:
                 await asyncio.to_thread(first.kill)
-                device["spec"]["properties"][1]["desired"] = {"value": "28"}
-                await e2e.apply(device)
+                await e2e.apply(thermostat(name, node, modbus.port, setpoint="28"))
         await slave.until_written(SETPOINT, 28)
         final = await e2e.device_until(
             name,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from pydantic import ValidationError
 from edgemqtt.client import Message, MqttClient, Will
 from edgemqtt.errors import MqttError
 from node_agent import node_status
+from node_agent.device_changes import steps
 from node_agent.metrics import NodeMetrics
 from node_agent.outbox import Outbox
 from node_agent.settings import CloudSettings
@@ -39,6 +41,7 @@ from twin.link import (
     HeldDevice,
     Hello,
     Sync,
+    down_topic,
     node_password,
     parse_link_topic,
     up_topic,
@@ -220,14 +223,31 @@ class CloudLink:
     # -- down -------------------------------------------------------------------------------------------
 
     async def _receive(self) -> None:
+        device_topic = down_topic(self.node, "device")
+        held: Message | None = None
         while True:
-            message = await self._queue.get()
-            try:
-                await self._handle(message)
-            except EdgetwinError as exc:
-                log.error("cloud link: %s on %s could not be applied: %s", message.topic, self.node, exc)  # noqa: TRY400
-            except Exception:  # one bad message never stops the link
-                log.exception("cloud link: unexpected error handling %s", message.topic)
+            message = held if held is not None else await self._queue.get()
+            held = None
+            if message.topic != device_topic:
+                await self._guarded(self._handle(message), message.topic)
+                continue
+            # Device changes that wait together are applied together (``node_agent.device_changes``).
+            run = [message]
+            while not self._queue.empty():
+                following = self._queue.get_nowait()
+                if following.topic != device_topic:
+                    held = following
+                    break
+                run.append(following)
+            await self._guarded(self._device_changes(run), device_topic)
+
+    async def _guarded(self, handling: Awaitable[None], topic: str) -> None:
+        try:
+            await handling
+        except EdgetwinError as exc:
+            log.error("cloud link: %s on %s could not be applied: %s", topic, self.node, exc)  # noqa: TRY400
+        except Exception:  # one bad message never stops the link
+            log.exception("cloud link: unexpected error handling %s", topic)
 
     async def _handle(self, message: Message) -> None:
         topic = parse_link_topic(message.topic)
@@ -241,8 +261,7 @@ class CloudLink:
                 self.metrics.received.labels(kind).inc()
                 await self._sync(Sync.model_validate_json(message.payload))
             elif kind == "device":
-                self.metrics.received.labels(kind).inc()
-                await self._device_change(DeviceChange.model_validate_json(message.payload))
+                await self._device_changes([message])
             elif kind == "ack":
                 self.metrics.received.labels(kind).inc()
                 self.uplink.acknowledged(Ack.model_validate_json(message.payload))
@@ -250,11 +269,12 @@ class CloudLink:
                 log.warning("cloud link: down/%s is not a kind this node knows: ignored", kind[:40])
                 self.metrics.refused.labels("unknown").inc()
         except ValidationError as exc:
-            problems = [f"{'.'.join(map(str, e['loc'])) or '<body>'}: {e['msg']}" for e in exc.errors()[:3]]
-            log.warning(
-                "cloud link: a malformed down/%s from the cloud, ignored: %s", kind, "; ".join(problems)
-            )
-            self.metrics.refused.labels(kind).inc()
+            self._malformed(kind, exc)
+
+    def _malformed(self, kind: str, exc: ValidationError) -> None:
+        problems = [f"{'.'.join(map(str, e['loc'])) or '<body>'}: {e['msg']}" for e in exc.errors()[:3]]
+        log.warning("cloud link: a malformed down/%s from the cloud, ignored: %s", kind, "; ".join(problems))
+        self.metrics.refused.labels(kind).inc()
 
     async def _sync(self, sync: Sync) -> None:
         hello = self._hello
@@ -285,20 +305,33 @@ class CloudLink:
         self.synced_once.set()
         self.uplink.link_up()
 
-    async def _device_change(self, change: DeviceChange) -> None:
-        if change.op == "upsert" and change.assignment is not None:
-            assigned = self._assignments([change.assignment])
-            await self._apply(assigned, [])
+    async def _device_changes(self, messages: list[Message]) -> None:
+        """``down/device`` messages, in arrival order, applied in as few steps as keep their meaning."""
+        changes = []
+        for message in messages:
+            self.metrics.received.labels("device").inc()
+            try:
+                change = DeviceChange.model_validate_json(message.payload)
+            except ValidationError as exc:
+                self._malformed("device", exc)
+                continue
+            if (change.op == "upsert" and change.assignment is None) or (
+                change.op == "delete" and not change.id
+            ):
+                missing = "assignment" if change.op == "upsert" else "id"
+                log.warning("cloud link: a down/device %s without its %s: ignored", change.op, missing)
+                self.metrics.refused.labels("device").inc()
+                continue
+            changes.append(change)
+        for step in steps(changes):
+            # An upsert followed by a delete of the same device in one step: the delete stands.
+            assigned = self._assignments([a for i, a in step.upserts.items() if i not in step.deletes])
+            removed = [d for d in step.deletes if d in self.service.devices]
+            await self._apply(assigned, removed)
             for assignment in assigned:
                 self.outbox.cloud_holds_some(assignment.device.id, _pairs(assignment))
-        elif change.op == "delete" and change.id:
-            if change.id in self.service.devices:
-                await self._apply([], [change.id])
-                self.uplink.forget(change.id)
-        else:
-            missing = "assignment" if change.op == "upsert" else "id"
-            log.warning("cloud link: a down/device %s without its %s: ignored", change.op, missing)
-            self.metrics.refused.labels("device").inc()
+            for device_id in removed:
+                self.uplink.forget(device_id)
 
     def _assignments(self, devices: list[DeviceAssignment]) -> list[Assignment]:
         """The assignments the twin can serve; each one it cannot is logged and left out."""

@@ -24,6 +24,7 @@ from node_agent.settings import CloudSettings
 from node_agent.supervision import PieceFailed, RestartPolicy, supervise
 from twin.errors import PermanentError
 from twin.manifests import Manifests
+from twin.memory import lean_allocator
 from twin.service import TwinService
 from twin.store import TwinStore
 
@@ -103,6 +104,7 @@ class Gateway:
 
     async def run(self) -> None:
         settings = self.settings
+        lean_allocator()  # a gateway runs for months: large blocks it frees go back to the system
         async with TwinStore(settings.data_dir, flush_interval=settings.flush_interval) as store:
             service = TwinService(settings.node, settings.broker, store, legacy_topics=settings.legacy_topics)
             self.service = service

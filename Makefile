@@ -45,6 +45,7 @@ bench: $(STAMP) tools
 	$(BIN)/python bench/apiserver.py
 	$(BIN)/python bench/dmi.py
 	$(BIN)/python bench/pods.py
+	$(BIN)/python bench/sync.py
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache .ruff_cache .mypy_cache

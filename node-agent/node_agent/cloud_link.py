@@ -56,7 +56,8 @@ __all__ = ["CloudLink", "CloudSettings"]
 log = logging.getLogger(__name__)
 
 #: Bytes of messages from the cloud after which the memory their reading took is given back to the
-#: system once they are handled (a sync of 1,000 devices, ~1.8 MB, leaves ~15 MB with the allocator).
+#: system once they are handled (a sync of 1,000 devices is ~1.8 MB, and many times that in objects
+#: while it is read and applied).
 _LARGE_MESSAGES = 256 * 1024
 #: Where a node keeps the ``revision`` of the assignment a device came in (docs/cloud-link.md).
 REVISION_ANNOTATION = "node.edgetwin.io/assignment-revision"
@@ -335,7 +336,8 @@ class CloudLink:
             # An upsert followed by a delete of the same device in one step: the delete stands.
             assigned = self._assignments([a for i, a in step.upserts.items() if i not in step.deletes])
             removed = [d for d in step.deletes if d in self.service.devices]
-            await self._apply(assigned, removed)
+            if assigned or removed:
+                await self._apply(assigned, removed)
             for assignment in assigned:
                 self.outbox.cloud_holds_some(assignment.device.id, _pairs(assignment))
             for device_id in removed:

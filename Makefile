@@ -73,6 +73,7 @@ bench: $(TESTSTAMP) tools
 	$(BIN)/python bench/dmi.py
 	$(BIN)/python bench/pods.py
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/sync.py
 
 clean:
 	rm -rf $(VENV) $(DATA) site .pytest_cache .ruff_cache .mypy_cache

@@ -16,8 +16,8 @@ from pydantic import ValidationError
 from twin.errors import InvalidPayload
 from twin.models import Device, DeviceModel
 from twin.topics import full_device_id
+from twin.wire import MAX_MEMBERSHIP_PAYLOAD, MembershipReply, decode, encode_request
 from twin.wire import Member as WireMember
-from twin.wire import MembershipReply, decode, encode_request
 
 __all__ = ["Member", "MembershipChange", "membership_request", "parse_membership"]
 
@@ -78,7 +78,8 @@ def _member(entry: WireMember) -> Member | None:
 
 def parse_membership(payload: bytes) -> MembershipChange:
     """Parse a get result or an updated event; ``InvalidPayload`` for a body that is neither."""
-    body = decode(MembershipReply, payload)
+    # A node's whole list is one message, larger than any request the twin takes in.
+    body = decode(MembershipReply, payload, max_size=MAX_MEMBERSHIP_PAYLOAD)
     if body.code is not None and body.code >= 400:
         raise InvalidPayload(f"membership request failed with {body.code}: {body.reason}")
     if body.devices is not None:

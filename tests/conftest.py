@@ -5,6 +5,7 @@ pytest_plugins = [
     "tests.fixtures.ble",
     "tests.fixtures.browser",
     "tests.fixtures.brokers",
+    "tests.fixtures.cluster",
     "tests.fixtures.gpio",
     "tests.fixtures.logs",
     "tests.fixtures.modbus",

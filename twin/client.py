@@ -33,6 +33,7 @@ from twin.errors import InvalidPayload, RequestRefused, UnknownDevice, VersionCo
 from twin.presence import Presence
 from twin.topics import DEVICE_PREFIX, Action, device_topic, full_device_id, membership_topic
 from twin.wire import (
+    MAX_MEMBERSHIP_PAYLOAD,
     Member,
     MembershipReply,
     Reply,
@@ -335,7 +336,7 @@ _ReplyT = TypeVar("_ReplyT", Reply, MembershipReply)
 
 def _decode_reply(cls: type[_ReplyT], payload: bytes) -> _ReplyT:
     try:
-        return decode(cls, payload)
+        return decode(cls, payload, max_size=MAX_MEMBERSHIP_PAYLOAD)
     except InvalidPayload as exc:
         raise RequestRefused(f"the twin's answer cannot be read: {exc}", 502) from exc
 

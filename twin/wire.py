@@ -27,6 +27,7 @@ from twin.errors import InvalidPayload
 __all__ = [
     "DEFAULT_MAX_PAYLOAD",
     "DEVICE_STATES",
+    "MAX_MEMBERSHIP_PAYLOAD",
     "DeltaBody",
     "DeviceState",
     "DocumentEntry",
@@ -66,6 +67,9 @@ __all__ = [
 # KubeEdge bounds a twin value to 512 characters and a key to 128; a body far larger than a few
 # hundred properties is a mistake or an attack, and is refused before it is parsed.
 DEFAULT_MAX_PAYLOAD = 256 * 1024
+#: What the twin answers (a membership list carries every device's Device and DeviceModel: ~1.8 KB
+#: each, so 1,000 devices make ~1.8 MB) is read up to what the MQTT transport carries at all.
+MAX_MEMBERSHIP_PAYLOAD = 16 * 1024 * 1024
 
 # KubeEdge >= 1.19 checks these (case-insensitively); 1.18 had "disconnected" for "unhealthy".
 DEVICE_STATES = ("online", "offline", "ok", "unknown", "unhealthy", "disconnected")

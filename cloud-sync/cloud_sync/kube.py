@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,7 +29,7 @@ import orjson
 
 from cloud_sync.errors import ApiError, ApiUnavailable, InvalidKubeconfig, api_error
 
-__all__ = ["JSON_PATCH", "MERGE_PATCH", "KubeApi", "Obj", "StreamResponse", "in_cluster"]
+__all__ = ["JSON_PATCH", "MERGE_PATCH", "KubeApi", "Obj", "StreamResponse", "at_most_every", "in_cluster"]
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +38,29 @@ Obj = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 T = TypeVar("T")
-#: Connections kept to the API server: the request workers and every watch (about a dozen).
-POOL_SIZE = 32
+#: Requests in flight at once (threads), and the streams cloud-sync keeps open besides (eight
+#: watches, and pod logs being followed).
+WORKERS = 8
+WATCHES = 12
+
+
+def at_most_every(
+    seconds: float, hook: Callable[[Any], None], clock: Callable[[], float] = time.monotonic
+) -> Callable[[Any], None]:
+    """A client configuration's ``refresh_api_key_hook`` run when at least ``seconds`` passed since
+    it last ran. The client's own hook installs itself again each time it runs: this puts the
+    throttled one back."""
+    last = -math.inf
+
+    def throttled(configuration: Any) -> None:
+        nonlocal last
+        now = clock()
+        if now - last >= seconds:
+            last = now
+            hook(configuration)
+            configuration.refresh_api_key_hook = throttled
+
+    return throttled
 
 
 class StreamResponse:
@@ -69,30 +92,37 @@ class StreamResponse:
 class KubeApi:
     """JSON requests to one Kubernetes API server, blocking (``request``) or from asyncio (``call``)."""
 
-    def __init__(self, api_client: Any, *, workers: int = 8, timeout: float = 30.0) -> None:
+    def __init__(self, api_client: Any, *, workers: int = WORKERS, timeout: float = 30.0) -> None:
         self._client = api_client
         self.timeout = timeout
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube-api")
 
     @classmethod
-    def from_config(cls, kubeconfig: Path | None = None, **options: Any) -> KubeApi:
+    def from_config(
+        cls, kubeconfig: Path | None = None, *, workers: int = WORKERS, **options: Any
+    ) -> KubeApi:
         """A client from ``kubeconfig``, or (``None``) from the pod's service account."""
         from kubernetes import client, config
 
         configuration = client.Configuration()
-        # Every watch holds a connection for minutes, beside the request workers: the default pool
-        # (5 per CPU) would drop connections, with a warning each time.
-        configuration.connection_pool_maxsize = POOL_SIZE
         try:
             if kubeconfig is not None:
                 config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)  # type: ignore[no-untyped-call]
             else:
                 config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-            api_client = client.ApiClient(configuration)
         except (config.ConfigException, OSError, ValueError, TypeError) as exc:
             where = kubeconfig if kubeconfig is not None else "the pod's service account"
             raise InvalidKubeconfig(f"cannot use {where}: {exc}") from exc
-        return cls(api_client, **options)
+        # A connection for each worker and each watch: with fewer (urllib3's default is 10), every
+        # request past them opens a new TLS connection and throws it away ("pool is full").
+        configuration.connection_pool_maxsize = workers + WATCHES
+        # The client runs this hook before every request; from a kubeconfig with a token it sets the
+        # host again, which reads every environment variable for proxies: a third of a status
+        # write's CPU. A token that expires is still renewed, within a second.
+        hook = configuration.refresh_api_key_hook
+        if hook is not None:
+            configuration.refresh_api_key_hook = at_most_every(1.0, hook)
+        return cls(client.ApiClient(configuration), workers=workers, **options)
 
     @property
     def host(self) -> str:

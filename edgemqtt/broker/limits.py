@@ -25,7 +25,9 @@ class BrokerLimits:
     """The embedded broker's limits; see docs/mqtt.md for the reasoning behind each default."""
 
     #: Largest packet accepted (its remaining length), refused from its header before it is buffered.
-    max_packet: int = 1 * MiB
+    #: As large as edgetwin's own client takes: a twin's membership list or a cloud sync carries
+    #: every device's definition (~1.8 KB each), ~1.8 MiB for a node of 1,000 devices.
+    max_packet: int = 16 * MiB
     #: Seconds from the TCP (or TLS) connection to a complete CONNECT.
     connect_timeout: float = 10.0
     #: Seconds a packet may take to arrive once its first byte is here (a trickled PUBLISH is cut).

@@ -40,8 +40,10 @@ async def run_until_stopped(
     try:
         if ready is not None and on_ready is not None:
             waiter = asyncio.create_task(ready.wait(), name="wait for ready")
-            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            if waiter.done() and not task.done():
+            # SIGTERM counts before ready too: a service that cannot get ready (its broker is away)
+            # must still stop when asked.
+            await asyncio.wait({task, waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if waiter.done() and not task.done() and not stopper.done():
                 result = on_ready()
                 if result is not None:
                     await result

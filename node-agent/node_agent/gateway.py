@@ -25,6 +25,7 @@ from node_agent.settings import CloudSettings
 from node_agent.supervision import PieceFailed, RestartPolicy, supervise
 from twin.errors import PermanentError
 from twin.manifests import Manifests
+from twin.memory import lean_allocator
 from twin.service import TwinService
 from twin.store import TwinStore
 

@@ -269,6 +269,13 @@ class Outbox:
         self.marks(device_id).desired.update(desired)
         self._changed.set()
 
+    def states_unconfirmed(self) -> None:
+        """The devices' states go up again, acknowledged or not (a new connection: while the node was
+        away the cloud may have shown them as ``unknown``, its node being NotReady)."""
+        for marks in self._marks.values():
+            marks.state = None
+        self._changed.set()
+
     def forget(self, device_id: str) -> None:
         if self._marks.pop(device_id, None) is not None:
             self._changed.set()

@@ -20,6 +20,7 @@ class CloudSettings:
     heartbeat: float = 10.0
     #: Seconds after which what was sent and not acknowledged is sent again (and a hello with no sync).
     resend: float = 10.0
-    #: Seconds between logins the broker refused (a wrong token): a person must fix something first.
-    refused_delay: float = 60.0
+    #: Seconds between logins the broker refused: a wrong token (a person must fix it), or a node the
+    #: cloud has not admitted yet, which it does as soon as a Device names the node: not a minute late.
+    refused_delay: float = 10.0
     reconnect_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0)

@@ -11,6 +11,8 @@ sends what each owes beyond the outbox's marks (``node_agent.outbox``), in its l
 * desired values set at the edge go up at once in an ``up/desired``, with their version pairs;
 * what was sent and not acknowledged goes again after ``resend`` seconds, and everything owed goes
   again after a reconnect (``link_up``): in-flight messages of an older connection are not waited for;
+  so does every device's state, owed or not: a node that was away is NotReady in the cluster and its
+  devices' states ``unknown``, and a device whose state did not change would never say otherwise;
 * a ``down/ack`` moves the outbox's marks by exactly what the acknowledged message carried.
 
 Devices that fall due within ``BATCH_WINDOW`` of each other go in one message: a thousand devices
@@ -91,7 +93,9 @@ class Uplink:
             self._wake.set()
 
     def link_up(self) -> None:
-        """Synced on a new connection: everything owed is sent again, in its latest state."""
+        """Synced on a new connection: everything owed is sent again, in its latest state, and every
+        device's state (the cloud may have made it ``unknown`` while the node was away)."""
+        self.outbox.states_unconfirmed()
         self._in_flight.clear()
         self._slotted.clear()
         self._last_desired.clear()

@@ -12,7 +12,7 @@ from edgemqtt import BrokerAddress
 from edgemqtt.broker import PasswordFile
 from tests.cloud_sync.conftest import MODEL, device_yaml
 from tests.cloud_sync.peer import NodePeer
-from tests.fixtures.apiserver import Kubectl, kubectl_binary
+from tests.fixtures.apiserver import ApiServerThread, Kubectl, kubectl_binary
 from tests.fixtures.processes import run_cli, service
 from tests.fixtures.tools import free_port
 from twin.link import node_password
@@ -116,3 +116,18 @@ async def test_cloud_without_a_kubeconfig_serves_kubectl_and_nodes_on_its_embedd
         cloud.proc.terminate()  # SIGTERM, as a service manager stops it
         assert await asyncio.to_thread(cloud.proc.wait, 30) == 0
     assert not (data / "cloud.pid").exists()
+
+
+def test_cloud_stops_on_sigterm_before_it_is_ready(
+    tmp_path: Path, module_apiserver_with_crds: ApiServerThread
+) -> None:
+    """Its broker is not there, so it never gets ready; a service manager's SIGTERM still stops it."""
+    kubeconfig = str(module_apiserver_with_crds.kubeconfig)
+    with service(
+        "cloud", "--data-dir", str(tmp_path / "c"), "--kubeconfig", kubeconfig,
+        "--broker", f"mqtt://127.0.0.1:{free_port()}",
+    ) as cloud:  # fmt: skip
+        cloud.wait_for("cannot connect to MQTT broker")
+        cloud.proc.terminate()
+        assert cloud.proc.wait(30) == 0
+    assert not any("edgetwin cloud is up" in line for line in cloud.lines)

@@ -8,6 +8,7 @@ import pytest
 from mappers.membership import parse_membership
 from tests.mappers.builders import device, model
 from twin.errors import InvalidPayload
+from twin.wire import DEFAULT_MAX_PAYLOAD
 
 MODEL = model("m", "virtual", {"a": "INT"})
 DEVICE = device("d", "m", "virtual", {}, {"a": {}})
@@ -53,3 +54,13 @@ def test_entries_without_a_spec_or_with_a_broken_one_are_skipped() -> None:
 def test_unreadable_or_failed_answer_is_invalid_payload(payload: bytes) -> None:
     with pytest.raises(InvalidPayload):
         parse_membership(payload)
+
+
+def test_the_list_of_a_node_with_a_thousand_devices_is_read_whole() -> None:
+    """Far beyond the limit of what the twin takes in from apps: the mapper must still read it."""
+    entries = [entry(f"default/d{i}") for i in range(1000)]
+    for index, item in enumerate(entries):
+        item["name"] = f"d{index}"
+    payload = orjson.dumps({"event_id": "1", "timestamp": 0, "devices": entries})
+    assert len(payload) > DEFAULT_MAX_PAYLOAD
+    assert len(parse_membership(payload).added) == 1000

@@ -265,3 +265,30 @@ async def test_device_state_goes_up_as_the_crd_spells_it_unless_the_device_says_
         for r in peer.of_kind("report")
         if "default/quiet" in r.devices
     )
+
+
+async def test_after_a_reconnect_each_device_state_goes_up_again_though_acknowledged_and_unchanged(
+    embedded_mqtt: BrokerAddress, private_mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """While the node was away the cloud showed its devices as ``unknown``: they must be told again."""
+    peer = CloudPeer(private_mosquitto.address)
+    peer.assign(thermo("t1", report_ms=100), MODEL)
+    async with peer.running(), joined_node(embedded_mqtt, private_mosquitto.address, tmp_path) as node:
+        assert node.link is not None
+        await node.link.synced_once.wait()
+        async with mqtt_probe(embedded_mqtt, "$hw/events/device/+/+/state/update/result") as probe:
+            await probe.request(
+                "$hw/events/device/default/t1/state/update",
+                {"event_id": "", "timestamp": 0, "state": "ok"},
+                "$hw/events/device/default/t1/state/update/result",
+            )
+        await peer.wait_for("report", lambda r: T1 in r.devices and r.devices[T1].state == "online")
+        outbox = node.link.outbox
+        await until(lambda: outbox.marks(T1).state is not None)  # acknowledged
+        private_mosquitto.stop()
+        cut = len(peer.received)
+        private_mosquitto.start()
+        again: Report = await peer.wait_for(
+            "report", lambda r: T1 in r.devices and r.devices[T1].state is not None, after=cut
+        )
+    assert again.devices[T1].state == "online"

@@ -94,3 +94,19 @@ async def test_a_restart_from_the_store_keeps_the_cloud_s_versions_of_assigned_d
         assert service.held() == before
         expected = service.twins["default/thermostat"].properties["target"].expected
         assert expected is not None and expected.value == "22"
+
+
+async def test_a_node_restarted_from_its_store_keeps_its_desired_values_and_their_versions(
+    broker: BrokerAddress, tmp_path: Path
+) -> None:
+    """The stored Device keeps the cluster's spec ("20"); the twin holds newer values than it."""
+    async with start_twin(broker, Manifests(), data_dir=tmp_path) as service:
+        await service.apply_assignments([assignment({"target": ("22", Version(1, 0))})])
+        async with TwinClient(broker) as client:
+            await client.set_desired("thermostat", {"target": "25"})  # versions become (1, 1)
+    async with start_twin(broker, None, data_dir=tmp_path) as service:
+        held = service.held()
+        async with TwinClient(broker) as client:
+            state = await client.get("thermostat")
+    assert state["target"].desired == "25"
+    assert held == {"default/thermostat": (3, {"target": Version(1, 1)})}

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+import orjson
 import pytest
 
 from edgemqtt.client import BrokerAddress
 from tests.fixtures.mqtt import mqtt_probe
+from tests.fixtures.twin import start_twin
+from tests.mappers.builders import device, model
 from twin.client import TwinClient
 from twin.errors import RequestRefused, UnknownDevice
+from twin.manifests import Manifests
 from twin.service import TwinService
 
 
@@ -83,3 +88,19 @@ async def test_nodes_lists_the_twin_services_on_the_broker(
     async with TwinClient(broker) as client:
         assert await client.nodes() == ["edge-node-1"]
         assert await client.wait_for_twin(0)
+
+
+async def test_the_members_of_a_node_with_a_large_list_are_listed(
+    broker: BrokerAddress, tmp_path: Path
+) -> None:
+    """200 devices of 20 properties: their list (each Device and DeviceModel) is over 1 MiB, far
+    more than any request the twin takes in, as a node of 1,000 small devices makes."""
+    properties = {f"p{i:02d}": "INT" for i in range(20)}
+    thermo = model("thermo", "modbus", properties)
+    visitors = {name: {"register": "HoldingRegister", "offset": i} for i, name in enumerate(properties)}
+    devices = [device(f"t{i:04d}", "thermo", "modbus", {"ip": "127.0.0.1"}, visitors) for i in range(200)]
+    manifests = Manifests({thermo.key: thermo}, {d.id: d for d in devices})
+    async with start_twin(broker, manifests, data_dir=tmp_path) as service, TwinClient(broker) as client:
+        members = await client.members(service.node)
+    assert len(members) == 200
+    assert sum(len(orjson.dumps(m.model_dump(mode="json"))) for m in members) > 1024 * 1024

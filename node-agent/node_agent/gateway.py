@@ -118,6 +118,7 @@ class Gateway:
 
     async def run(self) -> None:
         settings = self.settings
+        lean_allocator()  # a gateway runs for months: large blocks it frees go back to the system
         async with contextlib.AsyncExitStack() as stack:
             if settings.serve_broker:
                 # Opened before the twin connects to it and closed after the twin has flushed.

@@ -100,9 +100,18 @@ async def test_up_runs_cloud_and_edge_with_every_protocol_and_stops_cleanly_on_c
         assert "(0 new)" in again.wait_for("applying the sample devices", timeout=120)
         again.wait_for("all live", timeout=120)
         again.wait_for("Ctrl-C stops everything")
-        async with TwinClient(f"mqtt://127.0.0.1:{ports['mqtt']}") as client:
+        broker = f"mqtt://127.0.0.1:{ports['mqtt']}"
+        async with TwinClient(broker) as client, client.subscription("default/led-light") as events:
             led = await client.get("led-light")
-        assert led["power-status"].desired == "true"
+            assert led["power-status"].desired == "true"
+            # The LED switched off from the terminal, as the quickstart shows.
+            result = await asyncio.to_thread(
+                run_cli, "twin", "set", "led-light", "power-status", "false", "--broker", broker
+            )
+            assert result.returncode == 0, result.stderr
+            while led["power-status"].reported != "false":
+                await events.get()
+                led = await client.get("led-light")
         again.proc.send_signal(signal.SIGINT)
         assert again.proc.wait(timeout=60) == 0
     finally:

@@ -5,7 +5,7 @@
 the Kubernetes verb (``get list watch create update patch delete deletecollection``), the object
 (``objectRef``: API group, resource, subresource, namespace, name) and the answer's status code.
 That is what an RBAC rule is written against, so the log shows exactly which rights a client
-such as cloud-sync uses (tests/cloud_sync/test_deploy_rbac.py compares them with the ClusterRole
+such as cloud-sync uses (tests/cloud_sync/test_deploy_run.py compares them with the ClusterRole
 it is deployed with). A watch is logged when its stream starts (stage ``ResponseStarted``), every
 other request when it is answered (``ResponseComplete``). Discovery and OpenAPI requests are not
 logged: every client makes them and no RBAC rule names them.

@@ -5,7 +5,7 @@ piece by piece: ``systemd-analyze verify`` reads the unit as systemd does, ``sys
 security --offline`` scores its hardening, and the command line its ``ExecStart=`` expands to
 with ``node.env`` (``tests.fixtures.systemd``) is what ``edgetwin node`` accepts. That the same
 command line joins a cloud, against mosquitto with ``mosquitto.conf``, is
-``tests/cloud_sync/test_deploy_broker.py``.
+``tests/cloud_sync/test_deploy_run.py``.
 """
 
 from __future__ import annotations

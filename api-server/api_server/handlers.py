@@ -5,18 +5,20 @@ A ``Target`` (what the URL names) and the method pick the verb; the query gives 
 decodes the body within the limits, ``Operations`` does the work. A client that asks for
 ``as=Table`` gets a ``meta.k8s.io/v1 Table`` (``kubectl get`` columns); watches go to ``streams.py``.
 A subresource with a handler of its own (pods' ``log``, proxied to a node) is a branch of
-``handle`` calling a module of its own.
+``handle`` calling a module of its own. With an ``AuditLog`` every request is recorded in it.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
+from api_server.audit import AuditLog, verb_of
 from api_server.binding import bind
 from api_server.bodies import decode_body, decode_patch, read_body
-from api_server.errors import BadRequest, MethodNotAllowed, NotFound
+from api_server.errors import ApiError, BadRequest, MethodNotAllowed, NotFound
 from api_server.operations import Operations, WriteOptions
 from api_server.patch import check_patch_type
 from api_server.pod_log import PodLogs, serve_pod_log
@@ -47,12 +49,34 @@ def _write_options(request: web.Request) -> WriteOptions:
 class ResourceHandlers:
     """The resource requests of one server instance."""
 
-    def __init__(self, ops: Operations, watches: WatchStreams, pod_logs: PodLogs | None = None) -> None:
+    def __init__(
+        self,
+        ops: Operations,
+        watches: WatchStreams,
+        pod_logs: PodLogs | None = None,
+        audit: AuditLog | None = None,
+    ) -> None:
         self.ops = ops
         self.watches = watches
         self.pod_logs = pod_logs
+        self.audit = audit
 
     async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
+        if self.audit is None:
+            return await self._handle(request, target)
+        received = datetime.now(UTC)
+        if verb_of(request, target) == "watch":
+            self.audit.record(request, target, 200, received, started=True)
+        try:
+            response = await self._handle(request, target)
+        except ApiError as exc:
+            self.audit.record(request, target, exc.code, received)
+            raise
+        if verb_of(request, target) != "watch":
+            self.audit.record(request, target, response.status, received)
+        return response
+
+    async def _handle(self, request: web.Request, target: Target) -> web.StreamResponse:
         method = request.method
         rtype = target.rtype
         ns = (target.namespace or "") if rtype.namespaced else ""

@@ -24,9 +24,11 @@ from api_server.builtin import (
     CRD_TYPE,
     DEFAULT_NAMESPACES,
     NAMESPACE_TYPE,
+    check_write,
     deletion_grace,
     normalize,
     prepare_new,
+    prepare_update,
 )
 from api_server.crds import serve_crd, set_crd_status, stop_serving_crd
 from api_server.errors import AlreadyExists, BadRequest, Cause, Conflict, Invalid, NotFound
@@ -182,9 +184,10 @@ class Operations:
             obj.pop("status", None)
         if rtype.key == CRD_TYPE.key:
             set_crd_status(obj)
-        prepare_new(rtype, obj)
+        prepare_new(rtype, obj, self.store)
         normalize(rtype, obj)
         options.warnings += validate(rtype, obj, options.field_validation)
+        check_write(rtype, obj, self.store, None)
         if options.dry_run:
             meta["resourceVersion"] = str(self.store.rv)
             return obj
@@ -306,8 +309,9 @@ class Operations:
         meta = new["metadata"]
         if rtype.key == CRD_TYPE.key:
             set_crd_status(new)
-        normalize(rtype, new)
+        prepare_update(rtype, old, new, self.store)  # and normalize
         options.warnings += validate(rtype, new, options.field_validation)
+        check_write(rtype, new, self.store, old)
         meta["resourceVersion"] = old["metadata"]["resourceVersion"]
         if new == old:
             return self._present(rtype, old)

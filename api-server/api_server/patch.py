@@ -58,6 +58,9 @@ _MERGE_KEYS = {
     "containerStatuses": "name",
     "initContainerStatuses": "name",
 }
+# Lists whose key depends on where they are, by dotted path from the object: a Service's ports
+# merge by ``port`` where a container's merge by ``containerPort``.
+_MERGE_KEYS_AT = {"spec.ports": "port"}
 
 
 def check_patch_type(content_type: str, *, custom: bool) -> None:
@@ -228,9 +231,10 @@ def apply_strategic_merge_patch(target: Any, patch: Any) -> Any:
     return _smp(target, patch, "")
 
 
-def _smp(target: Any, patch: Any, field: str) -> Any:
+def _smp(target: Any, patch: Any, path: str) -> Any:
+    """``path``: the dotted field names from the object down to here (list positions left out)."""
     if isinstance(patch, list):
-        return _smp_list(target if isinstance(target, list) else [], patch, field)
+        return _smp_list(target if isinstance(target, list) else [], patch, path)
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
     directive = patch.get("$patch")
@@ -250,7 +254,7 @@ def _smp(target: Any, patch: Any, field: str) -> Any:
         if value is None:
             result.pop(key, None)
         else:
-            merged = _smp(result.get(key), value, key)
+            merged = _smp(result.get(key), value, f"{path}.{key}" if path else key)
             if merged is None:
                 result.pop(key, None)
             else:
@@ -258,8 +262,8 @@ def _smp(target: Any, patch: Any, field: str) -> Any:
     return result
 
 
-def _smp_list(target: list[Any], patch: list[Any], field: str) -> list[Any]:
-    key = _MERGE_KEYS.get(field)
+def _smp_list(target: list[Any], patch: list[Any], path: str) -> list[Any]:
+    key = _MERGE_KEYS_AT.get(path, _MERGE_KEYS.get(path.rsplit(".", 1)[-1]))
     if key is None:
         return [copy.deepcopy(v) for v in patch if not (isinstance(v, dict) and v.get("$patch"))]
     if key == "":
@@ -284,7 +288,7 @@ def _smp_list(target: list[Any], patch: list[Any], field: str) -> list[Any]:
                 del result[position]
             continue
         if position is None:
-            result.append(_smp({}, item, ""))
+            result.append(_smp({}, item, path))
         else:
-            result[position] = _smp(result[position], item, "")
+            result[position] = _smp(result[position], item, path)
     return result

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from api_server.audit import AuditLog
 from api_server.auth import auth_middleware, load_or_create_token, write_kubeconfig
 from api_server.builtin import BUILTIN_TYPES, CRD_TYPE
 from api_server.crds import normalize_crd_spec
@@ -102,6 +103,7 @@ async def serve(
     watch_limits: WatchLimits | None = None,
     tls: bool = True,
     pod_logs: PodLogs | None = None,
+    audit_log: Path | None = None,
 ) -> AsyncIterator[ApiServer]:
     """Run the server until the block exits; ``port=0`` picks a free port.
 
@@ -109,12 +111,18 @@ async def serve(
     With ``tls=False`` it speaks plain HTTP; the ``kubernetes`` client accepts that, but kubectl
     then sends no bearer token and every request is refused. ``pod_logs`` is where ``pods/log``
     (``kubectl logs``) reads containers' logs from (``api_server.pod_log``); without it such
-    requests get a 503.
+    requests get a 503. ``audit_log`` is a file to append an audit event to for every resource
+    request (``api_server.audit``: who, which verb on what, the answer's code).
     """
     data_dir = Path(data_dir)
     prepare_data_dir(data_dir)
     crd_docs = load_crd_manifests(crds)
     store = Store(data_dir / "state.db", history=history)
+    try:
+        audit = AuditLog(audit_log) if audit_log is not None else None
+    except OSError as exc:
+        store.close()
+        raise ApiServerError(f"cannot write the audit log {audit_log}: {exc}") from exc
     try:
         ops = Operations(store, Registry(BUILTIN_TYPES))
         _install_crds(ops, crd_docs)
@@ -129,7 +137,9 @@ async def serve(
             store, hub, bookmark_interval=bookmark_interval, limits=watch_limits or WatchLimits()
         )
         router = Router(
-            ops.registry, ResourceHandlers(ops, watches, pod_logs).handle, server_address=f"{host}:{port}"
+            ops.registry,
+            ResourceHandlers(ops, watches, pod_logs, audit).handle,
+            server_address=f"{host}:{port}",
         )
         app.router.add_route("*", "/{tail:.*}", router.dispatch)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0, handler_cancellation=True)
@@ -168,3 +178,5 @@ async def serve(
                     transport.abort()
     finally:
         store.close()
+        if audit is not None:
+            audit.close()

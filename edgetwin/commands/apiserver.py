@@ -46,6 +46,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=CRDS,
         help=f"folder of CRD manifests to install at start-up (default {CRDS})",
     )
+    parser.add_argument(
+        "--audit-log",
+        type=Path,
+        metavar="FILE",
+        help="append one JSON line per resource request to FILE (kube-apiserver's audit event: "
+        "who, which verb on which resource, the answer's code); default: no audit log",
+    )
     parser.set_defaults(run=run)
 
 
@@ -60,7 +67,7 @@ async def run(args: argparse.Namespace) -> int:
     # Installed before anything is printed: a caller may send SIGTERM as soon as it reads the URL.
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     try:
-        async with serve(args.data_dir, args.host, args.port, crds=crds) as server:
+        async with serve(args.data_dir, args.host, args.port, crds=crds, audit_log=args.audit_log) as server:
             kubeconfig = server.kubeconfig_path.resolve()
             print(f"embedded Kubernetes API server on {server.url} (Ctrl-C to stop)", flush=True)
             print(f"kubeconfig: {kubeconfig}", flush=True)

@@ -66,6 +66,10 @@ async def test_up_runs_cloud_and_edge_with_every_protocol_and_stops_cleanly_on_c
             assert status["state"] == "online", name
             assert any(t.get("reported", {}).get("value") for t in status["twins"]), name
         assert "Ready" in await asyncio.to_thread(_kubectl, kubeconfig, "get", "nodes")
+        info = await asyncio.to_thread(_kubectl, kubeconfig, "cluster-info")
+        assert info.startswith(
+            f"Kubernetes control plane is running at https://127.0.0.1:{ports['apiserver']}"
+        )
         broker = f"mqtt://127.0.0.1:{ports['mqtt']}"
         stack.wait_for("traffic light   cycling through its app")
         async with TwinClient(broker) as client, client.subscription("default/traffic-light") as lights:

@@ -20,6 +20,7 @@ import logging
 import math
 
 from mappers.ble.peripherals import ADAPTER, SimulatedCharacteristic, SimulatedPeripheral, SimulatedService
+from mappers.simulation import wander
 
 __all__ = [
     "BATTERY_LEVEL",
@@ -84,18 +85,14 @@ async def serve_sample(
     """Serve the sample thermometer until cancelled; ``drift`` seconds between temperature changes."""
     peripheral = ADAPTER.add(sample_peripheral(address))
     log.info("simulated BLE thermometer %s (%s) on the simulated adapter", address, SAMPLE_NAME)
-    if ready is not None:
-        ready.set()
+
+    def step(tick: int) -> None:
+        # Wander around 21.5 °C and 45 %, so that a demo shows notified changes.
+        temperature = 21.5 + round(math.sin(tick / 10), 2)
+        humidity = 45 + round(3 * math.sin(tick / 17))
+        peripheral.set(READINGS, readings(temperature, humidity))
+
     try:
-        if drift <= 0:
-            await asyncio.Event().wait()
-        tick = 0
-        while True:
-            await asyncio.sleep(drift)
-            tick += 1
-            # Wander around 21.5 °C and 45 %, so that a demo shows notified changes.
-            temperature = 21.5 + round(math.sin(tick / 10), 2)
-            humidity = 45 + round(3 * math.sin(tick / 17))
-            peripheral.set(READINGS, readings(temperature, humidity))
+        await wander(step, drift=drift, ready=ready)
     finally:
         ADAPTER.remove(peripheral)

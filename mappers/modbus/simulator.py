@@ -12,9 +12,7 @@ refuse a value with exception 3 (illegal data value) like a real one.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -30,6 +28,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from pymodbus.simulator.simcore import SimCore
 
 from mappers.modbus.decoding import RegisterKind
+from mappers.simulation import sample_main, wander
 
 __all__ = ["SAMPLE_LAYOUT", "ModbusSimulator", "Slave", "sample_values", "serve_sample"]
 
@@ -224,15 +223,6 @@ async def sample_values(sim: ModbusSimulator, *, slave: int = 1) -> None:
         await sim.set(kind, address, values, slave=slave)
 
 
-async def _drift(sim: ModbusSimulator, period: float) -> None:
-    """Let the sample's temperature wander around 21.5, so that a demo shows changes."""
-    tick = 0
-    while True:
-        await asyncio.sleep(period)
-        tick += 1
-        await sim.set(RegisterKind.HOLDING, 0, [215 + round(10 * math.sin(tick / 10))])
-
-
 async def serve_sample(
     host: str = "127.0.0.1", port: int = 5020, *, drift: float = 1.0, ready: asyncio.Event | None = None
 ) -> None:
@@ -240,23 +230,16 @@ async def serve_sample(
     async with ModbusSimulator([Slave(1)]).tcp(host, port) as sim:
         await sample_values(sim)
         log.info("simulated Modbus device on %s:%d (slave 1)", host, port)
-        if ready is not None:
-            ready.set()
-        if drift > 0:
-            await _drift(sim, drift)
-        else:
-            await asyncio.Event().wait()
+
+        async def step(tick: int) -> None:
+            # The temperature wanders around 21.5, so that a demo shows changes.
+            await sim.set(RegisterKind.HOLDING, 0, [215 + round(10 * math.sin(tick / 10))])
+
+        await wander(step, drift=drift, ready=ready)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Serve the sample Modbus device of crds/samples.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5020)
-    parser.add_argument("--drift", type=float, default=1.0, help="seconds between value changes (0: none)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_sample(args.host, args.port, drift=args.drift))
+    sample_main(argv, "Serve the sample Modbus device of crds/samples.", 5020, serve_sample)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,7 @@ once (``start``) and can then be stopped and started again on the same port in m
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import logging
 import math
 from collections import Counter
@@ -36,6 +34,8 @@ from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.user_managers import UserManager
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+
+from mappers.simulation import sample_main, wander
 
 __all__ = [
     "NAMESPACE",
@@ -293,40 +293,24 @@ class OpcuaSimulator:
         return await self._node(name).read_value()
 
 
-async def _drift(sim: OpcuaSimulator, period: float) -> None:
-    """Let the sample's temperature and pressure wander and the burner count up, so a demo shows changes."""
-    tick = 0
-    while True:
-        await asyncio.sleep(period)
-        tick += 1
-        await sim.set("Temperature", round(21.5 + math.sin(tick / 10), 2))
-        await sim.set("Pressure", round(1.2 + 0.1 * math.sin(tick / 7), 2))
-        if tick % 10 == 0:
-            await sim.set("BurnerStarts", tick // 10)
-
-
 async def serve_sample(
     host: str = "127.0.0.1", port: int = 4840, *, drift: float = 1.0, ready: asyncio.Event | None = None
 ) -> None:
     """Serve the sample boiler until cancelled (``edgetwin up`` hosts this); ``ready`` once it listens."""
     async with OpcuaSimulator(host, port) as sim:
-        if ready is not None:
-            ready.set()
-        if drift > 0:
-            await _drift(sim, drift)
-        else:
-            await asyncio.Event().wait()
+
+        async def step(tick: int) -> None:
+            # Temperature and pressure wander and the burner counts up, so that a demo shows changes.
+            await sim.set("Temperature", round(21.5 + math.sin(tick / 10), 2))
+            await sim.set("Pressure", round(1.2 + 0.1 * math.sin(tick / 7), 2))
+            if tick % 10 == 0:
+                await sim.set("BurnerStarts", tick // 10)
+
+        await wander(step, drift=drift, ready=ready)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Serve the sample OPC UA boiler of crds/samples/opcua.yaml.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=4840)
-    parser.add_argument("--drift", type=float, default=1.0, help="seconds between value changes (0: none)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_sample(args.host, args.port, drift=args.drift))
+    sample_main(argv, "Serve the sample OPC UA boiler of crds/samples/opcua.yaml.", 4840, serve_sample)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,11 @@ when they come back. It publishes nothing: it says what changed and the service 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from twin.device_table import DeviceTable
 from twin.engine import Change, DeviceSchema, DeviceTwin, UpdateOutcome, Version
 from twin.errors import PermanentError, UnknownDevice, VersionConflict
 from twin.manifests import Manifests, check_consistency
@@ -56,7 +57,8 @@ class NodeDevices:
         self.node = node
         self.store = store
         self.models: dict[str, DeviceModel] = {}
-        self.devices: dict[str, Device] = {}
+        #: Held as JSON (``twin.device_table``): a thousand Devices as models would be ~11 MB.
+        self.devices = DeviceTable()
         self.schemas: dict[str, DeviceSchema] = {}
         self.twins: dict[str, DeviceTwin] = {}
 
@@ -64,8 +66,9 @@ class NodeDevices:
         """Take the twins the store holds; return the definitions it holds."""
         stored = self.store.load()
         self.twins = stored.twins
-        # Held as they are stored, so that defining the same again writes nothing.
-        self.models, self.devices = dict(stored.models), dict(stored.devices)
+        # Held as they are stored, so that defining the same again writes nothing; the Devices
+        # themselves until then, so that those same objects are not encoded twice.
+        self.models, self.devices = dict(stored.models), DeviceTable.of(stored.devices, hold=True)
         return Manifests(stored.models, stored.devices)
 
     def twin_of(self, device_id: str) -> tuple[DeviceTwin, DeviceSchema]:
@@ -79,21 +82,21 @@ class NodeDevices:
         """Per device its ``metadata.generation`` and the versions of its desired values."""
         return {
             device_id: (
-                _generation(device),
+                generation,
                 {
                     name: prop.expected_version
                     for name, prop in self.twins[device_id].properties.items()
                     if prop.expected is not None and not prop.deleted
                 },
             )
-            for device_id, device in self.devices.items()
+            for device_id, generation in _generations(self.devices)
             if device_id in self.twins
         }
 
     async def define(
         self,
         models: dict[str, DeviceModel],
-        devices: dict[str, Device],
+        devices: Mapping[str, Device],
         *,
         manifest_desired: bool = True,
         save_twins: bool = True,
@@ -102,6 +105,8 @@ class NodeDevices:
 
         Without ``save_twins`` the caller stores the twins that changed (``Redefined.outcomes``).
         """
+        source = devices if isinstance(devices, DeviceTable) else None
+        devices = dict(devices)  # from a table: each Device built once here
         check_consistency(Manifests(models, devices))
         mine = {i: d for i, d in devices.items() if d.spec.nodeName in ("", self.node)}
         for device_id in sorted(set(devices) - set(mine)):
@@ -110,10 +115,13 @@ class NodeDevices:
             )
         shared: dict[tuple[int, str], PropertySchema] = {}
         schemas = {i: DeviceSchema.build(d, models[d.model_key], shared) for i, d in mine.items()}
-        result = Redefined(
-            added=[d for i, d in mine.items() if self.devices.get(i) != d],
-            removed=[d for i, d in self.devices.items() if i not in mine],
-        )
+        held = DeviceTable()
+        result = Redefined(removed=[self.devices[i] for i in self.devices if i not in mine])
+        for device_id, device in mine.items():
+            json = source.json(device_id) if source is not None else self.devices.json_of(device_id, device)
+            held.put(device_id, device, json=json)
+            if not self.devices.holds(device_id, device, json):
+                result.added.append(device)
         for device_id in sorted(set(self.twins) - set(mine)):
             kept = await self.store.archive_twin(self.twins.pop(device_id))
             log.warning(
@@ -133,10 +141,10 @@ class NodeDevices:
             result.outcomes[device_id] = self.twins[device_id].sync_definition(
                 device, schemas[device_id], now, manifest_desired=manifest_desired
             )
-        changed = mine != self.devices or models != self.models
-        self.models, self.devices, self.schemas = models, mine, schemas
+        changed = bool(result.added or result.removed) or models != self.models
+        self.models, self.devices, self.schemas = models, held, schemas
         if changed:
-            await self.store.save_definitions(models, mine)
+            await self.store.save_definitions(models, held)
         if save_twins:
             for device_id, outcome in result.outcomes.items():
                 if outcome.changed:
@@ -152,13 +160,14 @@ class NodeDevices:
         race with a local write stays as the node holds it and is listed in ``lost``.
         """
         models = dict(self.models)
-        devices = {} if complete else dict(self.devices)
+        # The Devices kept stay JSON until ``define`` reads them: their JSON is not made again.
+        devices = DeviceTable() if complete else self.devices.copy()
         for device_id in removed:
-            devices.pop(device_id, None)
+            devices.pop(device_id)
         for assignment in assigned:
             models[assignment.model.key] = assignment.model
-            devices[assignment.device.id] = assignment.device
-        used = {d.model_key for d in devices.values()}
+            devices.put(assignment.device.id, assignment.device, hold=True)
+        used = {_model_key(devices.document(i)) for i in devices}
         # Each twin is stored once, after its desired values too (a durable write costs two fsyncs:
         # a thousand devices assigned at once would otherwise wait for four thousand).
         redefined = await self.define(
@@ -190,6 +199,13 @@ class NodeDevices:
         return result
 
 
-def _generation(device: Device) -> int:
-    generation = (device.metadata.model_extra or {}).get("generation", 0)
-    return generation if isinstance(generation, int) else 0
+def _generations(devices: DeviceTable) -> Iterator[tuple[str, int]]:
+    """Each device's ``metadata.generation`` (0 if it has none), read from its JSON."""
+    for device_id in devices:
+        generation = devices.document(device_id)["metadata"].get("generation", 0)
+        yield device_id, generation if isinstance(generation, int) else 0
+
+
+def _model_key(document: dict[str, Any]) -> str:
+    """``Device.model_key`` of a Device's JSON document."""
+    return f"{document['metadata']['namespace']}/{document['spec']['deviceModelRef']['name']}"

@@ -28,11 +28,12 @@ from datetime import UTC, datetime
 
 from edgemqtt.client import BrokerAddress, Message, MqttClient
 from twin._transport import translate_mqtt_errors
+from twin.device_table import DeviceTable
 from twin.engine import DeviceSchema, DeviceTwin, UpdateOutcome, Version
 from twin.errors import InvalidPayload, PermanentError
 from twin.manifests import Manifests
 from twin.memory import release_free_memory
-from twin.models import Device, DeviceModel
+from twin.models import DeviceModel
 from twin.observers import DefinitionsChange, DefinitionsObserver, TwinChange, TwinObserver, change_of
 from twin.presence import Presence
 from twin.registry import Assignment, NodeDevices, Redefined
@@ -159,7 +160,8 @@ class TwinService:
         return self.registry.models
 
     @property
-    def devices(self) -> dict[str, Device]:
+    def devices(self) -> DeviceTable:
+        """The node's Devices (a read-only mapping; each read builds the ``Device`` from its JSON)."""
         return self.registry.devices
 
     @property
@@ -217,7 +219,7 @@ class TwinService:
             self._mqtt.publish(
                 membership_topic(self.node, "updated"),
                 encode_membership_updated(
-                    [self._member(d) for d in result.added],
+                    [self._member(d.id) for d in result.added],
                     [{"id": d.id, "name": d.metadata.name} for d in result.removed],
                 ),
                 qos=1,
@@ -402,23 +404,28 @@ class TwinService:
         except PermanentError as exc:
             self._mqtt.publish(result_topic, encode_error(peek_event_id(payload), exc.code, str(exc)), qos=1)
             return
-        members = [self._member(d) for _, d in sorted(self.devices.items())]
+        members = [self._member(i) for i in sorted(self.devices)]
         self._mqtt.publish(result_topic, encode_membership(event_id, members), qos=1)
 
-    def _member(self, device: Device) -> MemberBody:
-        twin = self.twins.get(device.id)
+    def _member(self, device_id: str) -> MemberBody:
+        twin = self.twins.get(device_id)
+        # The Device's JSON as held: equal to ``model_dump(mode="json")`` without building the model.
+        device = self.devices.document(device_id)
+        metadata, spec = device["metadata"], device["spec"]
         member: MemberBody = {
-            "id": device.id,
-            "name": device.metadata.name,
+            "id": device_id,
+            "name": metadata["name"],
             "state": twin.state if twin else "unknown",
             # What a mapper needs to run the device; KubeEdge clients ignore unknown keys.
             "edgetwin": {
-                "device": device.model_dump(mode="json"),
-                "model": self.models[device.model_key].model_dump(mode="json"),
+                "device": device,
+                "model": self.models[f"{metadata['namespace']}/{spec['deviceModelRef']['name']}"].model_dump(
+                    mode="json"
+                ),
             },
         }
         # KubeEdge's cloud fills the description from the Device's label; empty fields are left out.
-        description = device.metadata.labels.get("description", "")
+        description = metadata["labels"].get("description", "")
         if description:
             member["description"] = description
         if twin is not None and twin.last_online:

@@ -40,6 +40,7 @@ from typing import Any
 import orjson
 from tinydb.storages import Storage
 
+from twin.device_table import DeviceTable, encode_device
 from twin.engine import DeviceTwin
 from twin.errors import InvalidManifest, StoreCorrupt
 from twin.manifests import parse_manifest
@@ -150,6 +151,11 @@ def _read_twins(
     return twins
 
 
+def _row(key: str, obj: bytes) -> bytes:
+    """A definitions row, ``{"key": ..., "object": ...}``, around an object already in JSON."""
+    return b'{"key":%s,"object":%s}' % (orjson.dumps(key), obj)
+
+
 def _twin_file_name(device_id: str) -> str:
     namespace, _, name = device_id.rpartition("/")
     # Kubernetes names are DNS-1123 (no "_"), so "__" cannot collide.
@@ -245,21 +251,26 @@ class TwinStore:
 
     # -- writing ----------------------------------------------------------------------------------
 
-    async def save_definitions(self, models: dict[str, DeviceModel], devices: dict[str, Device]) -> None:
+    async def save_definitions(
+        self, models: Mapping[str, DeviceModel], devices: Mapping[str, Device]
+    ) -> None:
         """Replace the stored Devices and DeviceModels (durable before it returns)."""
-        model_rows = [{"key": k, "object": m.model_dump(mode="json")} for k, m in sorted(models.items())]
-        device_rows = [{"key": k, "object": d.model_dump(mode="json")} for k, d in sorted(devices.items())]
+        model_rows = [_row(k, m.model_dump_json().encode()) for k, m in sorted(models.items())]
+        # A table's Devices are written as the JSON it holds, without building each one again.
+        if isinstance(devices, DeviceTable):
+            device_rows = [_row(k, devices.json(k)) for k in sorted(devices)]
+        else:
+            device_rows = [_row(k, encode_device(d)) for k, d in sorted(devices.items())]
         await self._run(self._write_definitions, model_rows, device_rows)
 
-    def _write_definitions(self, model_rows: list[dict[str, Any]], device_rows: list[dict[str, Any]]) -> None:
+    def _write_definitions(self, model_rows: list[bytes], device_rows: list[bytes]) -> None:
         path = self.data_dir / "definitions.json"
-        storage = AtomicJSONStorage(path)
-        storage.write(
-            {
-                "models": {str(i + 1): row for i, row in enumerate(model_rows)},
-                "devices": {str(i + 1): row for i, row in enumerate(device_rows)},
-            }
-        )
+        # TinyDB's layout, {"models": {"1": row, ...}, "devices": {...}}, joined from rows already in JSON.
+        tables = [
+            b'"%s":{%s}' % (name, b",".join(b'"%d":%s' % (i, row) for i, row in enumerate(rows, start=1)))
+            for name, rows in ((b"models", model_rows), (b"devices", device_rows))
+        ]
+        AtomicJSONStorage(path).write_bytes(b"{" + b",".join(tables) + b"}")
 
     async def save_twin(self, twin: DeviceTwin, *, durable: bool) -> None:
         """Store a twin: now and fsync-ed if ``durable``, else within ``flush_interval``."""

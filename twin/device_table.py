@@ -13,7 +13,7 @@ membership answer carries (``document``), so neither needs the model.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -35,15 +35,15 @@ class DeviceTable(Mapping[str, Device]):
 
     def __init__(self) -> None:
         self._json: dict[str, bytes] = {}
-        #: Devices kept as objects for a while (just read from the store, so that the definitions
-        #: that follow are recognised as the same objects without encoding them again).
+        #: Devices also kept as objects, for a while (those an assignment brought, until the
+        #: definitions are applied: they are not built again from their JSON meanwhile).
         self._held: dict[str, Device] = {}
 
     @classmethod
-    def of(cls, devices: Mapping[str, Device], *, hold: bool = False) -> DeviceTable:
+    def of(cls, devices: Mapping[str, Device]) -> DeviceTable:
         table = cls()
         for device_id, device in devices.items():
-            table.put(device_id, device, hold=hold)
+            table.put(device_id, device)
         return table
 
     def copy(self) -> DeviceTable:
@@ -60,13 +60,14 @@ class DeviceTable(Mapping[str, Device]):
         else:
             self._held.pop(device_id, None)
 
+    def put_json(self, device_id: str, json: bytes) -> None:
+        """Hold the Device whose JSON (``encode_device``) is ``json`` under ``device_id``."""
+        self._json[device_id] = json
+        self._held.pop(device_id, None)
+
     def pop(self, device_id: str) -> None:
         self._json.pop(device_id, None)
         self._held.pop(device_id, None)
-
-    def release(self) -> None:
-        """Keep only the JSON of every Device (the objects held are let go)."""
-        self._held.clear()
 
     def __getitem__(self, device_id: str) -> Device:
         held = self._held.get(device_id)
@@ -99,11 +100,12 @@ class DeviceTable(Mapping[str, Device]):
             return self._json[device_id]
         return encode_device(device)
 
-    def holds(self, device_id: str, device: Device, json: bytes) -> bool:
-        """Whether the table holds a Device equal to ``device`` (whose JSON is ``json``) under this id."""
+    def holds(self, device_id: str, json: bytes, device: Callable[[], Device]) -> bool:
+        """Whether the table holds a Device equal to the one whose JSON is ``json`` under this id
+        (``device`` builds that one, needed only if the JSON differs)."""
         mine = self._json.get(device_id)
         if mine is None:
             return False
         # Equal JSON is an equal Device; different JSON may still be one (keys in another order,
         # 1 and 1.0 in a configData): the models decide then, as dict equality would.
-        return mine == json or self[device_id] == device
+        return mine == json or self[device_id] == device()

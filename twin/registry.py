@@ -11,18 +11,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, NamedTuple
 
 from twin.device_table import DeviceTable
-from twin.engine import Change, DeviceSchema, DeviceTwin, UpdateOutcome, Version
+from twin.engine import Change, DeviceSchema, DeviceTwin, UpdateOutcome, Version, declared_desired
 from twin.errors import PermanentError, UnknownDevice, VersionConflict
 from twin.manifests import Manifests, check_consistency
 from twin.models import Device, DeviceModel
 from twin.store import TwinStore
 from twin.values import PropertySchema
-from twin.wire import now_ms
+from twin.wire import MemberBody, now_ms
 
-__all__ = ["Assigned", "Assignment", "NodeDevices", "Redefined"]
+__all__ = ["Assigned", "Assignment", "CompactAssignment", "NodeDevices", "Redefined", "assigned_id"]
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,29 @@ class Assignment(NamedTuple):
     desired: Mapping[str, tuple[str, Version]]
 
 
+class CompactAssignment(NamedTuple):
+    """An ``Assignment`` with its Device as JSON (``twin.device_table.encode_device``): a sync of a
+    thousand devices is applied without a thousand Devices alive at once."""
+
+    device_id: str
+    device_json: bytes
+    model: DeviceModel
+    desired: Mapping[str, tuple[str, Version]]
+
+
+def assigned_id(assignment: Assignment | CompactAssignment) -> str:
+    """The ``namespace/name`` of an assigned device."""
+    if isinstance(assignment, CompactAssignment):
+        return assignment.device_id
+    return assignment.device.id
+
+
 @dataclass
 class Redefined:
-    """What a change of definitions did: devices added or changed, devices gone, twins changed."""
+    """What a change of definitions did: devices added or changed (their ids: the node holds
+    their Devices), devices gone, twins changed."""
 
-    added: list[Device] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
     removed: list[Device] = field(default_factory=list)
     outcomes: dict[str, UpdateOutcome] = field(default_factory=dict)
 
@@ -62,14 +81,13 @@ class NodeDevices:
         self.schemas: dict[str, DeviceSchema] = {}
         self.twins: dict[str, DeviceTwin] = {}
 
-    def load(self) -> Manifests:
+    def load(self) -> tuple[dict[str, DeviceModel], DeviceTable]:
         """Take the twins the store holds; return the definitions it holds."""
         stored = self.store.load()
         self.twins = stored.twins
-        # Held as they are stored, so that defining the same again writes nothing; the Devices
-        # themselves until then, so that those same objects are not encoded twice.
-        self.models, self.devices = dict(stored.models), DeviceTable.of(stored.devices, hold=True)
-        return Manifests(stored.models, stored.devices)
+        # Held as they are stored, so that defining the same again writes nothing.
+        self.models, self.devices = dict(stored.models), stored.devices
+        return stored.models, stored.devices
 
     def twin_of(self, device_id: str) -> tuple[DeviceTwin, DeviceSchema]:
         twin = self.twins.get(device_id)
@@ -93,6 +111,27 @@ class NodeDevices:
             if device_id in self.twins
         }
 
+    def member(self, device_id: str) -> MemberBody:
+        """The device as membership answers list it (``twin.wire``)."""
+        twin = self.twins.get(device_id)
+        # The Device's JSON as held: equal to ``model_dump(mode="json")`` without building the model.
+        device = self.devices.document(device_id)
+        metadata = device["metadata"]
+        member: MemberBody = {
+            "id": device_id,
+            "name": metadata["name"],
+            "state": twin.state if twin else "unknown",
+            # What a mapper needs to run the device; KubeEdge clients ignore unknown keys.
+            "edgetwin": {"device": device, "model": self.models[_model_key(device)].model_dump(mode="json")},
+        }
+        # KubeEdge's cloud fills the description from the Device's label; empty fields are left out.
+        description = metadata["labels"].get("description", "")
+        if description:
+            member["description"] = description
+        if twin is not None and twin.last_online:
+            member["last_online"] = twin.last_online
+        return member
+
     async def define(
         self,
         models: dict[str, DeviceModel],
@@ -105,23 +144,32 @@ class NodeDevices:
 
         Without ``save_twins`` the caller stores the twins that changed (``Redefined.outcomes``).
         """
+        # Devices are read one at a time (from a table, each is built from its JSON and let go):
+        # a thousand Devices alive at once are ~11 MB of short-lived objects, and the schemas and
+        # twins made meanwhile would pin the allocator's arenas they share with them.
         source = devices if isinstance(devices, DeviceTable) else None
-        devices = dict(devices)  # from a table: each Device built once here
-        check_consistency(Manifests(models, devices))
-        mine = {i: d for i, d in devices.items() if d.spec.nodeName in ("", self.node)}
-        for device_id in sorted(set(devices) - set(mine)):
-            log.info(
-                "device %s belongs to node %s, not %s", device_id, devices[device_id].spec.nodeName, self.node
-            )
+        held, others = DeviceTable(), []
         shared: dict[tuple[int, str], PropertySchema] = {}
-        schemas = {i: DeviceSchema.build(d, models[d.model_key], shared) for i, d in mine.items()}
-        held = DeviceTable()
-        result = Redefined(removed=[self.devices[i] for i in self.devices if i not in mine])
-        for device_id, device in mine.items():
+        schemas = {}
+        #: What the twins follow of each Device (``DeviceTwin.sync_properties``), read in this pass.
+        wanted: dict[str, dict[str, str]] = {}
+        for device_id in devices:
+            device = devices[device_id]
+            check_consistency(Manifests(models, {device_id: device}))
+            if device.spec.nodeName not in ("", self.node):
+                others.append((device_id, device.spec.nodeName))
+                continue
             json = source.json(device_id) if source is not None else self.devices.json_of(device_id, device)
             held.put(device_id, device, json=json)
-            if not self.devices.holds(device_id, device, json):
-                result.added.append(device)
+            schemas[device_id] = DeviceSchema.build(device, models[device.model_key], shared)
+            wanted[device_id] = declared_desired(device)
+        mine = held  # this node's devices, in the order given
+        for device_id, node in sorted(others):
+            log.info("device %s belongs to node %s, not %s", device_id, node, self.node)
+        result = Redefined(removed=[self.devices[i] for i in self.devices if i not in mine])
+        result.added = [
+            i for i in mine if not self.devices.holds(i, mine.json(i), partial(devices.__getitem__, i))
+        ]
         for device_id in sorted(set(self.twins) - set(mine)):
             kept = await self.store.archive_twin(self.twins.pop(device_id))
             log.warning(
@@ -132,14 +180,14 @@ class NodeDevices:
                 kept,
             )
         now = now_ms()
-        for device_id, device in mine.items():
+        for device_id in mine:
             if device_id not in self.twins:
                 restored = await self.store.restore_twin(device_id)
                 if restored is not None:
                     log.info("device %s is back on node %s: its kept twin is restored", device_id, self.node)
                 self.twins[device_id] = restored or DeviceTwin(device_id)
-            result.outcomes[device_id] = self.twins[device_id].sync_definition(
-                device, schemas[device_id], now, manifest_desired=manifest_desired
+            result.outcomes[device_id] = self.twins[device_id].sync_properties(
+                wanted[device_id], schemas[device_id], now, manifest_desired=manifest_desired
             )
         changed = bool(result.added or result.removed) or models != self.models
         self.models, self.devices, self.schemas = models, held, schemas
@@ -152,7 +200,11 @@ class NodeDevices:
         return result
 
     async def assign(
-        self, assigned: Sequence[Assignment], removed: Iterable[str] = (), *, complete: bool = False
+        self,
+        assigned: Sequence[Assignment | CompactAssignment],
+        removed: Iterable[str] = (),
+        *,
+        complete: bool = False,
     ) -> Assigned:
         """Devices the cloud assigns (new or changed) and takes away; ``complete``: these are all.
 
@@ -166,7 +218,10 @@ class NodeDevices:
             devices.pop(device_id)
         for assignment in assigned:
             models[assignment.model.key] = assignment.model
-            devices.put(assignment.device.id, assignment.device, hold=True)
+            if isinstance(assignment, CompactAssignment):
+                devices.put_json(assignment.device_id, assignment.device_json)
+            else:
+                devices.put(assignment.device.id, assignment.device, hold=True)
         used = {_model_key(devices.document(i)) for i in devices}
         # Each twin is stored once, after its desired values too (a durable write costs two fsyncs:
         # a thousand devices assigned at once would otherwise wait for four thousand).
@@ -177,7 +232,7 @@ class NodeDevices:
         changed = {i for i, outcome in redefined.outcomes.items() if outcome.changed}
         now = now_ms()
         for assignment in assigned:
-            device_id = assignment.device.id
+            device_id = assigned_id(assignment)
             if device_id not in self.twins:
                 continue  # assigned to another node after all
             twin, schema = self.twin_of(device_id)

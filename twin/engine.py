@@ -31,6 +31,7 @@ __all__ = [
     "TwinValue",
     "UpdateOutcome",
     "Version",
+    "declared_desired",
 ]
 
 DELETED = "deleted"
@@ -164,6 +165,11 @@ class DeviceSchema:
         return schema
 
 
+def declared_desired(device: Device) -> dict[str, str]:
+    """The Device's properties, in order, each with the desired value it declares ("" for none)."""
+    return {p.name: p.desired.value if p.desired is not None else "" for p in device.spec.properties}
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """One property an update changed: its whole state before (``None`` if new) and after."""
@@ -206,15 +212,20 @@ class DeviceTwin:
         without it (devices assigned by cloud-sync) desired values come with their versions through
         ``apply_cloud_desired`` instead.
         """
-        wanted = {p.name: p for p in device.spec.properties}
-        for name, prop in wanted.items():
-            if manifest_desired and prop.desired is not None and prop.desired.value:
-                schema.properties[name].check_desired(prop.desired.value)
+        return self.sync_properties(declared_desired(device), schema, now, manifest_desired=manifest_desired)
+
+    def sync_properties(
+        self, wanted: Mapping[str, str], schema: DeviceSchema, now: int, *, manifest_desired: bool = True
+    ) -> UpdateOutcome:
+        """``sync_definition`` from what it reads of the Device: ``declared_desired(device)``."""
+        for name, value in wanted.items():
+            if manifest_desired and value:
+                schema.properties[name].check_desired(value)
         changes: list[Change] = []
-        for name, prop in wanted.items():
+        for name, value in wanted.items():
             type_name = schema.properties[name].type.wire_name
             last = self.properties.get(name)
-            desired = prop.desired.value if prop.desired is not None and manifest_desired else ""
+            desired = value if manifest_desired else ""
             if (
                 last is not None
                 and last.type == type_name

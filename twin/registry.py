@@ -9,19 +9,21 @@ when they come back. It publishes nothing: it says what changed and the service 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from functools import partial
+from typing import Any, NamedTuple
 
-from twin.engine import Change, DeviceSchema, DeviceTwin, UpdateOutcome, Version
+from twin.device_table import DeviceTable
+from twin.engine import Change, DeviceSchema, DeviceTwin, UpdateOutcome, Version, declared_desired
 from twin.errors import PermanentError, UnknownDevice, VersionConflict
 from twin.manifests import Manifests, check_consistency
 from twin.models import Device, DeviceModel
 from twin.store import TwinStore
 from twin.values import PropertySchema
-from twin.wire import now_ms
+from twin.wire import MemberBody, now_ms
 
-__all__ = ["Assigned", "Assignment", "NodeDevices", "Redefined"]
+__all__ = ["Assigned", "Assignment", "CompactAssignment", "NodeDevices", "Redefined", "assigned_id"]
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +36,29 @@ class Assignment(NamedTuple):
     desired: Mapping[str, tuple[str, Version]]
 
 
+class CompactAssignment(NamedTuple):
+    """An ``Assignment`` with its Device as JSON (``twin.device_table.encode_device``): a sync of a
+    thousand devices is applied without a thousand Devices alive at once."""
+
+    device_id: str
+    device_json: bytes
+    model: DeviceModel
+    desired: Mapping[str, tuple[str, Version]]
+
+
+def assigned_id(assignment: Assignment | CompactAssignment) -> str:
+    """The ``namespace/name`` of an assigned device."""
+    if isinstance(assignment, CompactAssignment):
+        return assignment.device_id
+    return assignment.device.id
+
+
 @dataclass
 class Redefined:
-    """What a change of definitions did: devices added or changed, devices gone, twins changed."""
+    """What a change of definitions did: devices added or changed (their ids: the node holds
+    their Devices), devices gone, twins changed."""
 
-    added: list[Device] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
     removed: list[Device] = field(default_factory=list)
     outcomes: dict[str, UpdateOutcome] = field(default_factory=dict)
 
@@ -56,17 +76,18 @@ class NodeDevices:
         self.node = node
         self.store = store
         self.models: dict[str, DeviceModel] = {}
-        self.devices: dict[str, Device] = {}
+        #: Held as JSON (``twin.device_table``): a thousand Devices as models would be ~11 MB.
+        self.devices = DeviceTable()
         self.schemas: dict[str, DeviceSchema] = {}
         self.twins: dict[str, DeviceTwin] = {}
 
-    def load(self) -> Manifests:
+    def load(self) -> tuple[dict[str, DeviceModel], DeviceTable]:
         """Take the twins the store holds; return the definitions it holds."""
         stored = self.store.load()
         self.twins = stored.twins
         # Held as they are stored, so that defining the same again writes nothing.
-        self.models, self.devices = dict(stored.models), dict(stored.devices)
-        return Manifests(stored.models, stored.devices)
+        self.models, self.devices = dict(stored.models), stored.devices
+        return stored.models, stored.devices
 
     def twin_of(self, device_id: str) -> tuple[DeviceTwin, DeviceSchema]:
         twin = self.twins.get(device_id)
@@ -79,21 +100,42 @@ class NodeDevices:
         """Per device its ``metadata.generation`` and the versions of its desired values."""
         return {
             device_id: (
-                _generation(device),
+                generation,
                 {
                     name: prop.expected_version
                     for name, prop in self.twins[device_id].properties.items()
                     if prop.expected is not None and not prop.deleted
                 },
             )
-            for device_id, device in self.devices.items()
+            for device_id, generation in _generations(self.devices)
             if device_id in self.twins
         }
+
+    def member(self, device_id: str) -> MemberBody:
+        """The device as membership answers list it (``twin.wire``)."""
+        twin = self.twins.get(device_id)
+        # The Device's JSON as held: equal to ``model_dump(mode="json")`` without building the model.
+        device = self.devices.document(device_id)
+        metadata = device["metadata"]
+        member: MemberBody = {
+            "id": device_id,
+            "name": metadata["name"],
+            "state": twin.state if twin else "unknown",
+            # What a mapper needs to run the device; KubeEdge clients ignore unknown keys.
+            "edgetwin": {"device": device, "model": self.models[_model_key(device)].model_dump(mode="json")},
+        }
+        # KubeEdge's cloud fills the description from the Device's label; empty fields are left out.
+        description = metadata["labels"].get("description", "")
+        if description:
+            member["description"] = description
+        if twin is not None and twin.last_online:
+            member["last_online"] = twin.last_online
+        return member
 
     async def define(
         self,
         models: dict[str, DeviceModel],
-        devices: dict[str, Device],
+        devices: Mapping[str, Device],
         *,
         manifest_desired: bool = True,
         save_twins: bool = True,
@@ -102,18 +144,32 @@ class NodeDevices:
 
         Without ``save_twins`` the caller stores the twins that changed (``Redefined.outcomes``).
         """
-        check_consistency(Manifests(models, devices))
-        mine = {i: d for i, d in devices.items() if d.spec.nodeName in ("", self.node)}
-        for device_id in sorted(set(devices) - set(mine)):
-            log.info(
-                "device %s belongs to node %s, not %s", device_id, devices[device_id].spec.nodeName, self.node
-            )
+        # Devices are read one at a time (from a table, each is built from its JSON and let go):
+        # a thousand Devices alive at once are ~11 MB of short-lived objects, and the schemas and
+        # twins made meanwhile would pin the allocator's arenas they share with them.
+        source = devices if isinstance(devices, DeviceTable) else None
+        held, others = DeviceTable(), []
         shared: dict[tuple[int, str], PropertySchema] = {}
-        schemas = {i: DeviceSchema.build(d, models[d.model_key], shared) for i, d in mine.items()}
-        result = Redefined(
-            added=[d for i, d in mine.items() if self.devices.get(i) != d],
-            removed=[d for i, d in self.devices.items() if i not in mine],
-        )
+        schemas = {}
+        #: What the twins follow of each Device (``DeviceTwin.sync_properties``), read in this pass.
+        wanted: dict[str, dict[str, str]] = {}
+        for device_id in devices:
+            device = devices[device_id]
+            check_consistency(Manifests(models, {device_id: device}))
+            if device.spec.nodeName not in ("", self.node):
+                others.append((device_id, device.spec.nodeName))
+                continue
+            json = source.json(device_id) if source is not None else self.devices.json_of(device_id, device)
+            held.put(device_id, device, json=json)
+            schemas[device_id] = DeviceSchema.build(device, models[device.model_key], shared)
+            wanted[device_id] = declared_desired(device)
+        mine = held  # this node's devices, in the order given
+        for device_id, node in sorted(others):
+            log.info("device %s belongs to node %s, not %s", device_id, node, self.node)
+        result = Redefined(removed=[self.devices[i] for i in self.devices if i not in mine])
+        result.added = [
+            i for i in mine if not self.devices.holds(i, mine.json(i), partial(devices.__getitem__, i))
+        ]
         for device_id in sorted(set(self.twins) - set(mine)):
             kept = await self.store.archive_twin(self.twins.pop(device_id))
             log.warning(
@@ -124,19 +180,19 @@ class NodeDevices:
                 kept,
             )
         now = now_ms()
-        for device_id, device in mine.items():
+        for device_id in mine:
             if device_id not in self.twins:
                 restored = await self.store.restore_twin(device_id)
                 if restored is not None:
                     log.info("device %s is back on node %s: its kept twin is restored", device_id, self.node)
                 self.twins[device_id] = restored or DeviceTwin(device_id)
-            result.outcomes[device_id] = self.twins[device_id].sync_definition(
-                device, schemas[device_id], now, manifest_desired=manifest_desired
+            result.outcomes[device_id] = self.twins[device_id].sync_properties(
+                wanted[device_id], schemas[device_id], now, manifest_desired=manifest_desired
             )
-        changed = mine != self.devices or models != self.models
-        self.models, self.devices, self.schemas = models, mine, schemas
+        changed = bool(result.added or result.removed) or models != self.models
+        self.models, self.devices, self.schemas = models, held, schemas
         if changed:
-            await self.store.save_definitions(models, mine)
+            await self.store.save_definitions(models, held)
         if save_twins:
             for device_id, outcome in result.outcomes.items():
                 if outcome.changed:
@@ -144,7 +200,11 @@ class NodeDevices:
         return result
 
     async def assign(
-        self, assigned: Sequence[Assignment], removed: Iterable[str] = (), *, complete: bool = False
+        self,
+        assigned: Sequence[Assignment | CompactAssignment],
+        removed: Iterable[str] = (),
+        *,
+        complete: bool = False,
     ) -> Assigned:
         """Devices the cloud assigns (new or changed) and takes away; ``complete``: these are all.
 
@@ -152,13 +212,17 @@ class NodeDevices:
         race with a local write stays as the node holds it and is listed in ``lost``.
         """
         models = dict(self.models)
-        devices = {} if complete else dict(self.devices)
+        # The Devices kept stay JSON until ``define`` reads them: their JSON is not made again.
+        devices = DeviceTable() if complete else self.devices.copy()
         for device_id in removed:
-            devices.pop(device_id, None)
+            devices.pop(device_id)
         for assignment in assigned:
             models[assignment.model.key] = assignment.model
-            devices[assignment.device.id] = assignment.device
-        used = {d.model_key for d in devices.values()}
+            if isinstance(assignment, CompactAssignment):
+                devices.put_json(assignment.device_id, assignment.device_json)
+            else:
+                devices.put(assignment.device.id, assignment.device, hold=True)
+        used = {_model_key(devices.document(i)) for i in devices}
         # Each twin is stored once, after its desired values too (a durable write costs two fsyncs:
         # a thousand devices assigned at once would otherwise wait for four thousand).
         redefined = await self.define(
@@ -168,7 +232,7 @@ class NodeDevices:
         changed = {i for i, outcome in redefined.outcomes.items() if outcome.changed}
         now = now_ms()
         for assignment in assigned:
-            device_id = assignment.device.id
+            device_id = assigned_id(assignment)
             if device_id not in self.twins:
                 continue  # assigned to another node after all
             twin, schema = self.twin_of(device_id)
@@ -190,6 +254,13 @@ class NodeDevices:
         return result
 
 
-def _generation(device: Device) -> int:
-    generation = (device.metadata.model_extra or {}).get("generation", 0)
-    return generation if isinstance(generation, int) else 0
+def _generations(devices: DeviceTable) -> Iterator[tuple[str, int]]:
+    """Each device's ``metadata.generation`` (0 if it has none), read from its JSON."""
+    for device_id in devices:
+        generation = devices.document(device_id)["metadata"].get("generation", 0)
+        yield device_id, generation if isinstance(generation, int) else 0
+
+
+def _model_key(document: dict[str, Any]) -> str:
+    """``Device.model_key`` of a Device's JSON document."""
+    return f"{document['metadata']['namespace']}/{document['spec']['deviceModelRef']['name']}"

@@ -28,14 +28,15 @@ from datetime import UTC, datetime
 
 from edgemqtt.client import BrokerAddress, Message, MqttClient
 from twin._transport import translate_mqtt_errors
+from twin.device_table import DeviceTable
 from twin.engine import DeviceSchema, DeviceTwin, UpdateOutcome, Version
 from twin.errors import InvalidPayload, PermanentError
 from twin.manifests import Manifests
-from twin.memory import release_free_memory
+from twin.memory import LARGE_BODY, release_free_memory
 from twin.models import Device, DeviceModel
 from twin.observers import DefinitionsChange, DefinitionsObserver, TwinChange, TwinObserver, change_of
 from twin.presence import Presence
-from twin.registry import Assignment, NodeDevices, Redefined
+from twin.registry import Assignment, CompactAssignment, NodeDevices, Redefined
 from twin.store import TwinStore
 from twin.topics import (
     Action,
@@ -49,7 +50,6 @@ from twin.topics import (
 from twin.wire import (
     DEFAULT_MAX_PAYLOAD,
     DEVICE_STATES,
-    MemberBody,
     MembershipGet,
     StateUpdate,
     TwinGet,
@@ -122,14 +122,14 @@ class TwinService:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            stored = self.registry.load()
+            models, stored = self.registry.load()
+            devices: Mapping[str, Device] = stored
             # Given manifests replace what is stored; without them the store is the truth, twins
             # included: a stored Device's desired values are not written again (its twin may hold
             # newer ones, set at the edge or by the cloud, each with its versions).
-            source = stored if manifests is None else manifests
-            await self.registry.define(
-                dict(source.models), dict(source.devices), manifest_desired=manifests is not None
-            )
+            if manifests is not None:
+                models, devices = manifests.models, manifests.devices
+            await self.registry.define(dict(models), devices, manifest_desired=manifests is not None)
         finally:
             if collecting:
                 gc.enable()
@@ -159,7 +159,8 @@ class TwinService:
         return self.registry.models
 
     @property
-    def devices(self) -> dict[str, Device]:
+    def devices(self) -> DeviceTable:
+        """The node's Devices (a read-only mapping; each read builds the ``Device`` from its JSON)."""
         return self.registry.devices
 
     @property
@@ -171,7 +172,11 @@ class TwinService:
         self._announce(await self.registry.define(dict(manifests.models), dict(manifests.devices)))
 
     async def apply_assignments(
-        self, assigned: Sequence[Assignment], removed: Iterable[str] = (), *, complete: bool = False
+        self,
+        assigned: Sequence[Assignment | CompactAssignment],
+        removed: Iterable[str] = (),
+        *,
+        complete: bool = False,
     ) -> None:
         """Devices the cloud assigns to this node (new or changed) and takes away (``NodeDevices.assign``).
 
@@ -214,15 +219,16 @@ class TwinService:
             if outcome.changed:
                 self._publish_events(device_id, "", outcome)
         if result.added or result.removed:
-            self._mqtt.publish(
-                membership_topic(self.node, "updated"),
-                encode_membership_updated(
-                    [self._member(d) for d in result.added],
-                    [{"id": d.id, "name": d.metadata.name} for d in result.removed],
-                ),
-                qos=1,
+            body = encode_membership_updated(
+                (self.registry.member(i) for i in result.added),
+                [{"id": d.id, "name": d.metadata.name} for d in result.removed],
             )
-        change = DefinitionsChange(tuple(result.added), tuple(result.removed))
+            self._mqtt.publish(membership_topic(self.node, "updated"), body, qos=1)
+            if len(body) >= LARGE_BODY:
+                release_free_memory()
+        if not self._definitions_observers:
+            return  # the added Devices are built only for someone who looks at them
+        change = DefinitionsChange(tuple(self.devices[i] for i in result.added), tuple(result.removed))
         for observer in self._definitions_observers:
             try:
                 observer(change)
@@ -402,28 +408,12 @@ class TwinService:
         except PermanentError as exc:
             self._mqtt.publish(result_topic, encode_error(peek_event_id(payload), exc.code, str(exc)), qos=1)
             return
-        members = [self._member(d) for _, d in sorted(self.devices.items())]
-        self._mqtt.publish(result_topic, encode_membership(event_id, members), qos=1)
-
-    def _member(self, device: Device) -> MemberBody:
-        twin = self.twins.get(device.id)
-        member: MemberBody = {
-            "id": device.id,
-            "name": device.metadata.name,
-            "state": twin.state if twin else "unknown",
-            # What a mapper needs to run the device; KubeEdge clients ignore unknown keys.
-            "edgetwin": {
-                "device": device.model_dump(mode="json"),
-                "model": self.models[device.model_key].model_dump(mode="json"),
-            },
-        }
-        # KubeEdge's cloud fills the description from the Device's label; empty fields are left out.
-        description = device.metadata.labels.get("description", "")
-        if description:
-            member["description"] = description
-        if twin is not None and twin.last_online:
-            member["last_online"] = twin.last_online
-        return member
+        # A generator: each member body is encoded and let go before the next is made.
+        members = (self.registry.member(i) for i in sorted(self.devices))
+        body = encode_membership(event_id, members)
+        self._mqtt.publish(result_topic, body, qos=1)
+        if len(body) >= LARGE_BODY:
+            release_free_memory()  # the member bodies' blocks, freed among the allocator's kept ones
 
 
 @dataclass

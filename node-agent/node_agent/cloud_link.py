@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +32,7 @@ from node_agent.metrics import NodeMetrics
 from node_agent.outbox import Outbox
 from node_agent.settings import CloudSettings
 from node_agent.uplink import Uplink
+from twin.device_table import encode_device
 from twin.engine import DeviceSchema, Version
 from twin.errors import EdgetwinError, PermanentError
 from twin.link import (
@@ -47,11 +48,13 @@ from twin.link import (
     down_topic,
     node_password,
     parse_link_topic,
+    read_sync,
     up_topic,
 )
 from twin.link_pods import LogRequest, PodChange
 from twin.memory import release_free_memory
-from twin.registry import Assignment
+from twin.models import DeviceModel
+from twin.registry import CompactAssignment
 from twin.service import TwinService
 from twin.wire import now_ms
 
@@ -295,7 +298,7 @@ class CloudLink:
         try:
             if kind == "sync":
                 self.metrics.received.labels(kind).inc()
-                await self._sync(Sync.model_validate_json(message.payload))
+                await self._sync(*read_sync(message.payload))
             elif kind == "device":
                 await self._device_changes([message])
             elif kind == "ack":
@@ -322,12 +325,15 @@ class CloudLink:
         log.warning("cloud link: a malformed down/%s from the cloud, ignored: %s", kind, "; ".join(problems))
         self.metrics.refused.labels(kind).inc()
 
-    async def _sync(self, sync: Sync) -> None:
+    async def _sync(self, sync: Sync, devices: list[bytes]) -> None:
+        """Apply a sync (``devices``: its assignments as JSON, ``twin.link.read_sync``)."""
         hello = self._hello
         if hello is None or sync.hello != hello.id:
             log.info("cloud link: a sync for hello %s, not the latest: ignored", sync.hello[:40])
             return
-        assigned = self._assignments(sync.devices)
+        # Read one at a time, each kept only as what the twin needs (``CompactAssignment``).
+        assigned = self._assignments(DeviceAssignment.model_validate_json(d) for d in devices)
+        del devices
         removed = [d for d in sync.removed if d in self.service.devices]
         await self._apply(assigned, removed)
         for device_id in removed:
@@ -337,7 +343,7 @@ class CloudLink:
         # A device the sync does not list is one whose desired values the cloud holds no newer than
         # the node: that acknowledges nothing (an edge value may still be on its way up).
         for assignment in assigned:
-            self.outbox.cloud_holds(assignment.device.id, _pairs(assignment))
+            self.outbox.cloud_holds(assignment.device_id, _pairs(assignment))
         self.outbox.keep_only(set(self.service.devices))
         if self._hello is not hello or self._connections != hello.connection:
             return  # a new connection came while this was applied: its own hello and sync follow
@@ -380,14 +386,15 @@ class CloudLink:
             if assigned or removed:
                 await self._apply(assigned, removed)
             for assignment in assigned:
-                self.outbox.cloud_holds_some(assignment.device.id, _pairs(assignment))
+                self.outbox.cloud_holds_some(assignment.device_id, _pairs(assignment))
             for device_id in removed:
                 self.uplink.forget(device_id)
 
-    def _assignments(self, devices: list[DeviceAssignment]) -> list[Assignment]:
+    def _assignments(self, devices: Iterable[DeviceAssignment]) -> list[CompactAssignment]:
         """The assignments the twin can serve; each one it cannot is logged and left out."""
         result = []
         held = self.service.held()
+        models: dict[str, DeviceModel] = {}
         for assignment in devices:
             device, model = assignment.device, assignment.model
             try:
@@ -405,16 +412,24 @@ class CloudLink:
                 # An older definition arriving late: keep the newer one, take only its desired values
                 # (their versions say whether they are newer).
                 current = self.service.devices[device.id]
-                result.append(Assignment(current, self.service.models[current.model_key], desired))
+                current_json = self.service.devices.json(device.id)
+                current_model = self.service.models[current.model_key]
+                result.append(CompactAssignment(device.id, current_json, current_model, desired))
                 continue
+            # Every device of a sync comes with its DeviceModel: equal ones are kept once.
+            known = models.get(model.key)
+            if known is not None and known == model:
+                model = known
+            models[model.key] = model
             # The node keeps the generation and the cloud's opaque revision with the device, and
             # names both in its hellos.
             annotations = {**device.metadata.annotations, REVISION_ANNOTATION: assignment.revision}
             meta = device.metadata.model_copy(update={"generation": generation, "annotations": annotations})
-            result.append(Assignment(device.model_copy(update={"metadata": meta}), model, desired))
+            json = encode_device(device.model_copy(update={"metadata": meta}))
+            result.append(CompactAssignment(device.id, json, model, desired))
         return result
 
-    async def _apply(self, assigned: list[Assignment], removed: list[str]) -> None:
+    async def _apply(self, assigned: list[CompactAssignment], removed: list[str]) -> None:
         try:
             await self.service.apply_assignments(assigned, removed)
         except PermanentError as exc:
@@ -425,9 +440,9 @@ class CloudLink:
                 try:
                     await self.service.apply_assignments([assignment])
                 except PermanentError as one:
-                    log.error("cloud link: device %s cannot be served: %s", assignment.device.id, one)  # noqa: TRY400
+                    log.error("cloud link: device %s cannot be served: %s", assignment.device_id, one)  # noqa: TRY400
             await self.service.apply_assignments([], removed)
 
 
-def _pairs(assignment: Assignment) -> dict[str, tuple[int, int]]:
+def _pairs(assignment: CompactAssignment) -> dict[str, tuple[int, int]]:
     return {name: (version.cloud, version.edge) for name, (_, version) in assignment.desired.items()}

@@ -31,7 +31,6 @@ from typing import Literal
 from node_agent.metrics import NodeMetrics
 from node_agent.outbox import Marks, Outbox, Owed, ReportRules, cloud_state, owed_desired, owed_report
 from twin.link import Ack, DesiredValue, DeviceReport, EdgeDesired, Report, ReportedValue, up_topic
-from twin.models import Device
 from twin.observers import TwinChange
 from twin.service import TwinService
 
@@ -78,7 +77,9 @@ class Uplink:
         # What went up since the last connect, as marks: acknowledged or not, it is not "fresh".
         self._in_flight: dict[str, Marks] = {}
         self._unacked: OrderedDict[int, tuple[Kind, dict[str, Owed]]] = OrderedDict()
-        self._rules: dict[str, tuple[Device, ReportRules]] = {}
+        #: Per device, its rules and the JSON of the Device they were read from (the node holds its
+        #: Devices as JSON, ``twin.device_table``: the same bytes object until the Device changes).
+        self._rules: dict[str, tuple[bytes, ReportRules]] = {}
 
     # -- what the link tells it ----------------------------------------------------------------------
 
@@ -127,12 +128,13 @@ class Uplink:
     def depth(self) -> tuple[int, int]:
         """Devices that owe something and how many values they owe, as the marks stand."""
         devices = values = 0
-        for device_id, device in self.service.devices.items():
+        for device_id in self.service.devices:
             twin = self.service.twins.get(device_id)
-            if twin is None:
+            rules = self._rules_of(device_id)
+            if twin is None or rules is None:
                 continue
             marks = self.outbox.marks(device_id)
-            owed = owed_report(twin, self._rules_of(device), marks).values + owed_desired(twin, marks).values
+            owed = owed_report(twin, rules, marks).values + owed_desired(twin, marks).values
             devices += bool(owed)
             values += owed
         return devices, values
@@ -175,13 +177,12 @@ class Uplink:
         self, device_id: str, now: float, reports: dict[str, Owed], desired: dict[str, Owed]
     ) -> None:
         twin = self.service.twins.get(device_id)
-        device = self.service.devices.get(device_id)
-        if twin is None or device is None:
+        rules = self._rules_of(device_id)
+        if twin is None or rules is None:
             return
         acked = self.outbox.marks(device_id)
         in_flight = self._in_flight.get(device_id)
         sent = acked if in_flight is None else acked.merged(in_flight)
-        rules = self._rules_of(device)
         owed = owed_report(twin, rules, acked)
         if owed:
             unsent = owed if in_flight is None else owed_report(twin, rules, sent)
@@ -243,10 +244,16 @@ class Uplink:
             self._due[device_id] = when
             heapq.heappush(self._heap, (when, device_id))
 
-    def _rules_of(self, device: Device) -> ReportRules:
-        cached = self._rules.get(device.id)
-        if cached is None or cached[0] is not device:
-            cached = self._rules[device.id] = (device, ReportRules.of(device))
+    def _rules_of(self, device_id: str) -> ReportRules | None:
+        """The device's report rules (``None`` if the node does not hold it), read again only when
+        its Device changed."""
+        devices = self.service.devices
+        if device_id not in devices:
+            return None
+        json = devices.json(device_id)
+        cached = self._rules.get(device_id)
+        if cached is None or cached[0] is not json:
+            cached = self._rules[device_id] = (json, ReportRules.of(devices[device_id]))
         return cached[1]
 
 

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import contextlib
 import socket
+import ssl
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -266,3 +267,22 @@ async def test_an_api_server_that_never_answers_is_unavailable_after_the_timeout
         with pytest.raises(ApiUnavailable) as caught:
             await opened(path, timeout=0.2).get("/api/v1/namespaces")
     assert "did not answer GET /api/v1/namespaces within 0.2 s" in str(caught.value)
+
+
+async def test_a_proxy_the_asyncio_transport_cannot_use_sends_through_the_clients_threads(
+    module_apiserver_with_crds: ApiServerThread,
+) -> None:
+    from kubernetes import client
+
+    configuration = client.Configuration()
+    configuration.host = module_apiserver_with_crds.url
+    configuration.ssl_ca_cert = str(module_apiserver_with_crds.data_dir / "ca.crt")
+    configuration.proxy = f"https://127.0.0.1:{free_port()}"  # nobody listens there
+    configuration.proxy_ssl_context = ssl.create_default_context()  # only urllib3 takes this
+    api = KubeApi(client.ApiClient(configuration))
+    try:
+        assert api.transport == "threads"
+        with pytest.raises(ApiUnavailable, match="does not answer"):
+            await api.get("/api/v1/namespaces")
+    finally:
+        await api.aclose()

@@ -70,6 +70,7 @@ bench: $(TESTSTAMP) tools
 	$(BIN)/python bench/modbus_poll.py
 	$(BIN)/python bench/opcua_poll.py
 	$(BIN)/python bench/apiserver.py
+	$(BIN)/python bench/kube_transport.py
 	$(BIN)/python bench/dmi.py
 	$(BIN)/python bench/pods.py
 	$(BIN)/python bench/startup.py

@@ -27,8 +27,8 @@ Kubernetes API. Figures, each with its baseline from the same run:
    ``python -c pass`` in the same setting; KubeEdge's edgecore 0.7-0.8 s (NOTES.md).
 
 Run: ``.venv/bin/python bench/sync.py [--seconds 10] [--ingest 1000,2500,5000,10000]
-[--only latency,rates,node,ingest]``. Only 127.0.0.1 is used; every process and folder it makes is
-removed at the end.
+[--ingest-cycle 1] [--only latency,rates,node,ingest]``. Only 127.0.0.1 is used; every process
+and folder it makes is removed at the end.
 """
 
 from __future__ import annotations
@@ -392,7 +392,9 @@ class SimulatedNode:
                 self.client.publish(up_topic(self.name, "report"), body.model_dump_json().encode(), qos=1)
 
 
-async def ingest(cluster: BenchCluster, seconds: float, loads: list[int], nodes: int = 10) -> None:
+async def ingest(
+    cluster: BenchCluster, seconds: float, loads: list[int], *, cycle: float = CYCLE, nodes: int = 10
+) -> None:
     total = max(loads)
     names = [f"bench-sim-{n:02d}" for n in range(nodes)]
     per_node: dict[str, list[str]] = {name: [] for name in names}
@@ -400,7 +402,7 @@ async def ingest(cluster: BenchCluster, seconds: float, loads: list[int], nodes:
     for index in range(total):
         node = names[index % nodes]
         name = f"ing-{index:05d}"
-        objects.append(labelled(device(name, node), "ingest"))
+        objects.append(labelled(device(name, node, report_ms=round(cycle * 1000)), "ingest"))
         per_node[node].append(f"default/{name}")
     async with cluster.session() as session:
         print(f"\n3. ingest: creating {total:,} Devices for {nodes} simulated nodes ...", flush=True)
@@ -453,7 +455,10 @@ async def ingest(cluster: BenchCluster, seconds: float, loads: list[int], nodes:
                     await asyncio.sleep(0.5)
     for node in simulated:
         await node.client.close()
-    print(f"\n3. ingest: devices x 1 Hz from {nodes} simulated nodes, one core, {seconds:g} s each")
+    print(
+        f"\n3. ingest: devices x 1 Hz from {nodes} simulated nodes, reportCycle {cycle:g} s, one core,"
+        f" {seconds:g} s each"
+    )
     print(
         f"   baseline: the API server takes {ceiling:,.0f} status patches/s from a plain client, 16 in flight"
     )
@@ -636,7 +641,8 @@ async def main(args: argparse.Namespace) -> None:
                 data = await node_memory(cluster, args.seconds)
                 await start_times(cluster, data, args.runs)
             if "ingest" in parts:
-                await ingest(cluster, args.seconds, [int(n) for n in args.ingest.split(",")])
+                loads = [int(n) for n in args.ingest.split(",")]
+                await ingest(cluster, args.seconds, loads, cycle=args.ingest_cycle)
     finally:
         print(f"\nload average after: {load_average()}")
         shutil.rmtree(workdir, ignore_errors=True)
@@ -648,7 +654,17 @@ if __name__ == "__main__":
     parser.add_argument(
         "--ingest", default="1000,2500,5000,10000", help="devices x 1 Hz offered to cloud-sync"
     )
+    parser.add_argument(
+        "--ingest-cycle",
+        type=float,
+        default=CYCLE,
+        metavar="SECONDS",
+        help="the reportCycle of the ingest part's Devices: status writes coalesce to devices / cycle (1)",
+    )
     parser.add_argument("--runs", type=int, default=5, help="starts timed per setting (5)")
     parser.add_argument("--cloud-cpu", type=int, default=1, help="the core cloud-sync is pinned to (1)")
     parser.add_argument("--only", default="latency,rates,node,ingest", help="which parts to run")
-    asyncio.run(main(parser.parse_args()))
+    arguments = parser.parse_args()
+    if not arguments.ingest_cycle > 0:
+        parser.error(f"--ingest-cycle must be a positive number of seconds, not {arguments.ingest_cycle:g}")
+    asyncio.run(main(arguments))

@@ -2,7 +2,9 @@
 
 The token is generated once per data directory (``DIR/token``, 0600) and survives restarts,
 so a kubeconfig written earlier keeps working. Requests without it get ``401`` as a ``Status``;
-health endpoints stay open for probes.
+health endpoints stay open for probes. A server given a client CA (``serve(client_ca=...)``) also
+admits a client that presented a certificate signed by it, as kube-apiserver does: the TLS
+handshake has verified it already, so a certificate on the connection is enough.
 """
 
 from __future__ import annotations
@@ -66,12 +68,16 @@ def write_kubeconfig(
     return path
 
 
-def auth_middleware(token: str) -> Middleware:
+def auth_middleware(token: str, *, client_certificates: bool = False) -> Middleware:
     expected = f"Bearer {token}".encode()
+
+    def certified(request: web.Request) -> bool:
+        transport = request.transport
+        return client_certificates and transport is not None and bool(transport.get_extra_info("peercert"))
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path not in _OPEN_PATHS:
+        if request.path not in _OPEN_PATHS and not certified(request):
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, expected):
                 raise Unauthorized("Unauthorized")

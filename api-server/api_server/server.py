@@ -104,6 +104,7 @@ async def serve(
     tls: bool = True,
     pod_logs: PodLogs | None = None,
     audit_log: Path | None = None,
+    client_ca: Path | None = None,
 ) -> AsyncIterator[ApiServer]:
     """Run the server until the block exits; ``port=0`` picks a free port.
 
@@ -112,8 +113,12 @@ async def serve(
     then sends no bearer token and every request is refused. ``pod_logs`` is where ``pods/log``
     (``kubectl logs``) reads containers' logs from (``api_server.pod_log``); without it such
     requests get a 503. ``audit_log`` is a file to append an audit event to for every resource
-    request (``api_server.audit``: who, which verb on what, the answer's code).
+    request (``api_server.audit``: who, which verb on what, the answer's code). With ``client_ca``, a
+    client certificate signed by that CA authenticates a request as the token does (a kubeconfig's
+    ``client-certificate-data``).
     """
+    if client_ca is not None and not tls:
+        raise ApiServerError("client certificates need TLS: client_ca was given with tls=False")
     data_dir = Path(data_dir)
     prepare_data_dir(data_dir)
     crd_docs = load_crd_manifests(crds)
@@ -130,7 +135,11 @@ async def serve(
         hub = WatchHub()
         store.subscribe(hub.publish)
         app = web.Application(
-            middlewares=[error_middleware, auth_middleware(token), internal_error_guard],
+            middlewares=[
+                error_middleware,
+                auth_middleware(token, client_certificates=client_ca is not None),
+                internal_error_guard,
+            ],
             client_max_size=MAX_BODY_BYTES,
         )
         watches = WatchStreams(
@@ -146,7 +155,7 @@ async def serve(
         await runner.setup()
         try:
             tls_files = ensure_tls(data_dir, host) if tls else None
-            ssl_context = server_ssl_context(tls_files) if tls_files else None
+            ssl_context = server_ssl_context(tls_files, client_ca) if tls_files else None
             site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
             try:
                 await site.start()

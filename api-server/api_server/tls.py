@@ -127,7 +127,12 @@ def ensure_tls(data_dir: Path, host: str) -> TlsFiles:
     return files
 
 
-def server_ssl_context(files: TlsFiles) -> ssl.SSLContext:
+def server_ssl_context(files: TlsFiles, client_ca: Path | None = None) -> ssl.SSLContext:
+    """The serving context; with ``client_ca``, a client may present a certificate that CA signed
+    (kube-apiserver's ``--client-ca-file``): one it did not sign fails the handshake."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(files.cert, files.key)
+    if client_ca is not None:
+        context.load_verify_locations(cafile=str(client_ca))
+        context.verify_mode = ssl.CERT_OPTIONAL  # a bearer token still works without a certificate
     return context

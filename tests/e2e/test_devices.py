@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 from mappers.modbus.decoding import RegisterKind
@@ -89,6 +90,11 @@ async def test_a_desired_value_set_at_the_edge_becomes_the_devices_desired_value
     assert register_values(slave) == [20, 31]
 
 
+def _stopped_serving(name: str) -> re.Pattern[str]:
+    """The node's mapper let go of the device for good (a spec change logs "stopped …: changed")."""
+    return re.compile(rf"stopped serving device default/{re.escape(name)}: (removed|no longer on this node)")
+
+
 async def test_a_changed_spec_reconfigures_the_mapper_and_a_deleted_device_leaves_the_node(
     e2e: Cluster, tmp_path: Path, prefix: str
 ) -> None:
@@ -107,7 +113,7 @@ async def test_a_changed_spec_reconfigures_the_mapper_and_a_deleted_device_leave
         assert agent.proc.pid == pid and agent.proc.poll() is None
 
         await e2e.kubectl_async("delete", "device", name)
-        await asyncio.to_thread(agent.wait_for, f"stopped serving device default/{name}")
+        await asyncio.to_thread(agent.wait_for, _stopped_serving(name))
         async with TwinClient(e2e.local) as app:
             try:
                 await app.get(f"default/{name}")
@@ -134,7 +140,7 @@ async def test_a_device_moved_to_another_node_is_served_there_and_no_longer_by_t
         await e2e.device_until(name, lambda d: reported(d, "temperature") == "21.5", what="read by the first")
 
         await e2e.apply(thermostat(name, second, modbus.port))
-        await asyncio.to_thread(agent_1.wait_for, f"stopped serving device default/{name}")
+        await asyncio.to_thread(agent_1.wait_for, _stopped_serving(name))
         await modbus.sim.set(HOLDING, 0, [244])
         await e2e.device_until(
             name, lambda d: reported(d, "temperature") == "24.4", what="read by the second"

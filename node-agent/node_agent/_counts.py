@@ -47,18 +47,24 @@ class _Count:
         self.value = float(value)
 
 
-class Counts:
-    """A counter with one label (``prometheus_client.Counter(name, doc, [label])``)."""
+class _Labelled:
+    """A metric's children, one per value of its label, made on first use."""
 
-    def __init__(self, name: str, documentation: str, label: str) -> None:
-        self.name, self.documentation, self.label = name, documentation, label
-        self._children: dict[str, _Count] = {}
+    _children: dict[str, _Count]
 
     def labels(self, value: str) -> _Count:
         child = self._children.get(value)
         if child is None:
             child = self._children[value] = _Count()
         return child
+
+
+class Counts(_Labelled):
+    """A counter with one label (``prometheus_client.Counter(name, doc, [label])``)."""
+
+    def __init__(self, name: str, documentation: str, label: str) -> None:
+        self.name, self.documentation, self.label = name, documentation, label
+        self._children = {}
 
     def collect(self) -> Metric:
         metric = _metric(self.name, self.documentation, "counter")
@@ -71,26 +77,20 @@ class Counts:
         return metric
 
 
-class Level:
+class Level(_Labelled):
     """A gauge, with no label or one (``prometheus_client.Gauge``), or read from a function."""
 
     def __init__(self, name: str, documentation: str, label: str | None = None) -> None:
         self.name, self.documentation, self.label = name, documentation, label
         self._value = _Count()
         self._function: Callable[[], float] | None = None
-        self._children: dict[str, _Count] = {}
+        self._children = {}
 
     def set(self, value: float) -> None:
         self._value.set(value)
 
     def set_function(self, function: Callable[[], float]) -> None:
         self._function = function
-
-    def labels(self, value: str) -> _Count:
-        child = self._children.get(value)
-        if child is None:
-            child = self._children[value] = _Count()
-        return child
 
     def collect(self) -> Metric:
         metric = _metric(self.name, self.documentation, "gauge")

@@ -58,7 +58,7 @@ from twin_throughput import (
 from edgemqtt.client import BrokerAddress, MqttClient
 from node_agent.dmi.server import DmiServer, DmiSettings
 from node_agent.dmi.v1beta1 import api_pb2 as pb
-from node_agent.dmi.v1beta1 import api_pb2_grpc
+from node_agent.dmi.v1beta1 import manager_service_pb2_grpc
 from twin.manifests import Manifests
 from twin.models import ProtocolConfig
 from twin.service import TwinService
@@ -149,7 +149,7 @@ class DmiSender:
     async def register(self) -> None:
         info = pb.MapperInfo(name="bench-mapper", protocol=PROTOCOL, address=b"/nonexistent/bench.sock")
         async with grpc.aio.insecure_channel(self.target) as channel:
-            stub = api_pb2_grpc.DeviceManagerServiceStub(channel)
+            stub = manager_service_pb2_grpc.DeviceManagerServiceStub(channel)
             await stub.MapperRegister(pb.MapperRegisterRequest(withData=True, mapper=info), timeout=30)
 
     async def saturate(self, until_ns: int, window: int, *, dial_per_call: bool) -> None:
@@ -157,13 +157,15 @@ class DmiSender:
             while time.monotonic_ns() < until_ns:
                 if dial_per_call:
                     async with grpc.aio.insecure_channel(self.target) as fresh:
-                        await api_pb2_grpc.DeviceManagerServiceStub(fresh).ReportDeviceStatus(self.request())
+                        await manager_service_pb2_grpc.DeviceManagerServiceStub(fresh).ReportDeviceStatus(
+                            self.request()
+                        )
                 else:
                     await stub.ReportDeviceStatus(self.request())  # type: ignore[attr-defined]
                 self.sent += 1
 
         async with grpc.aio.insecure_channel(self.target) as channel:
-            stub = api_pb2_grpc.DeviceManagerServiceStub(channel)
+            stub = manager_service_pb2_grpc.DeviceManagerServiceStub(channel)
             await asyncio.gather(*(caller(stub) for _ in range(window)))
 
 

@@ -32,7 +32,7 @@ from node_agent.dmi.reports import ReportQueue
 from node_agent.dmi.roster import MapperRecord, MapperState
 from node_agent.dmi.sockets import grpc_target
 from node_agent.dmi.v1beta1 import api_pb2 as pb
-from node_agent.dmi.v1beta1 import api_pb2_grpc
+from node_agent.dmi.v1beta1 import mapper_service_pb2_grpc
 from twin.errors import PermanentError
 from twin.models import Device
 from twin.service import TwinService
@@ -259,7 +259,7 @@ class MapperLink:
         """
         try:
             async with grpc.aio.insecure_channel(self._target) as channel:
-                stub = api_pb2_grpc.DeviceMapperServiceStub(channel)
+                stub = mapper_service_pb2_grpc.DeviceMapperServiceStub(channel)
                 await getattr(stub, method)(request, timeout=self.timeout, wait_for_ready=True)
         except grpc.aio.AioRpcError as exc:
             if exc.code() in _UNREACHABLE:

@@ -36,7 +36,7 @@ from node_agent.dmi.sockets import (
     resolve_socket,
 )
 from node_agent.dmi.v1beta1 import api_pb2 as pb
-from node_agent.dmi.v1beta1 import api_pb2_grpc
+from node_agent.dmi.v1beta1 import manager_service_pb2_grpc
 from twin.errors import PermanentError
 from twin.observers import DefinitionsChange, TwinChange
 from twin.service import TwinService
@@ -85,7 +85,7 @@ class DmiServer:
     async def run(self) -> None:
         prepare_socket(self.socket)
         server = grpc.aio.server()
-        api_pb2_grpc.add_DeviceManagerServiceServicer_to_server(DeviceManager(self), server)
+        manager_service_pb2_grpc.add_DeviceManagerServiceServicer_to_server(DeviceManager(self), server)
         try:
             server.add_insecure_port(grpc_target(self.socket))
         except RuntimeError as exc:

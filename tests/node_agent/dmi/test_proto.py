@@ -1,4 +1,4 @@
-"""The committed DMI modules are what api.proto generates, with KubeEdge's service and method names."""
+"""The committed DMI modules are what their .proto files generate, with KubeEdge's service names."""
 
 from __future__ import annotations
 
@@ -6,26 +6,23 @@ import subprocess
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from types import ModuleType
 
+import pytest
 from google.protobuf import descriptor_pb2
 
-from node_agent.dmi.v1beta1 import api_pb2
+from node_agent.dmi.v1beta1 import api_pb2, manager_service_pb2, mapper_service_pb2
 
 NODE_AGENT = Path(api_pb2.__file__).resolve().parents[3]
+GENERATED = [api_pb2, manager_service_pb2, mapper_service_pb2]
 
 
-def test_generated_modules_match_api_proto(tmp_path: Path) -> None:
+@pytest.mark.parametrize("module", GENERATED, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+def test_generated_modules_match_their_proto(module: ModuleType, tmp_path: Path) -> None:
+    committed = descriptor_pb2.FileDescriptorProto.FromString(module.DESCRIPTOR.serialized_pb)
     out = tmp_path / "api.desc"
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "grpc_tools.protoc",
-            "-I",
-            ".",
-            f"--descriptor_set_out={out}",
-            "node_agent/dmi/v1beta1/api.proto",
-        ],
+        [sys.executable, "-m", "grpc_tools.protoc", "-I", ".", f"--descriptor_set_out={out}", committed.name],
         cwd=NODE_AGENT,
         check=True,
     )
@@ -34,7 +31,6 @@ def test_generated_modules_match_api_proto(tmp_path: Path) -> None:
     for message in _messages(compiled.message_type):
         for field in message.field:
             field.ClearField("json_name")
-    committed = descriptor_pb2.FileDescriptorProto.FromString(api_pb2.DESCRIPTOR.serialized_pb)
     assert committed == compiled, "regenerate node_agent/dmi/v1beta1 (see its __init__.py)"
 
 
@@ -46,7 +42,9 @@ def _messages(messages: Iterable[descriptor_pb2.DescriptorProto]) -> Iterator[de
 
 def test_services_and_methods_carry_kubeedges_names() -> None:
     services = {
-        s.full_name: [m.name for m in s.methods] for s in api_pb2.DESCRIPTOR.services_by_name.values()
+        s.full_name: [m.name for m in s.methods]
+        for module in GENERATED
+        for s in module.DESCRIPTOR.services_by_name.values()
     }
     assert services == {
         "v1beta1.DeviceManagerService": ["MapperRegister", "ReportDeviceStatus", "ReportDeviceStates"],

@@ -31,6 +31,7 @@ from cloud_sync.recorder import Recorder
 from cloud_sync.reports import Ticket
 from cloud_sync.resources import PODS
 from cloud_sync.retry import DELAYS, Backoff
+from cloud_sync.writers import KeyedWriters
 from twin.link import Ack
 from twin.link_pods import PodReport, PodStatusReport
 
@@ -46,7 +47,9 @@ class _Pending:
     tickets: list[Ticket] = field(default_factory=list)
 
 
-class PodStatusWriter:
+class PodStatusWriter(KeyedWriters):
+    what = "pod status"
+
     def __init__(
         self,
         api: KubeApi,
@@ -57,6 +60,7 @@ class PodStatusWriter:
         *,
         delays: tuple[float, ...] = DELAYS,
     ) -> None:
+        super().__init__()
         self.api = api
         self.inventory = inventory
         self.send_ack = send_ack
@@ -65,8 +69,6 @@ class PodStatusWriter:
         self.delays = delays
         self._pending: dict[str, _Pending] = {}
         self._tickets: dict[tuple[str, int], Ticket] = {}
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._group: asyncio.TaskGroup | None = None
         #: Per pod: the uid and version last written, and the resourceVersion our write was made
         #: from with the object the API answered (newer than the watch's until it catches up).
         self._written: dict[str, tuple[str, int, str, Obj]] = {}
@@ -97,21 +99,6 @@ class PodStatusWriter:
         self._group.create_task(self._finish(key, uid), name=f"finish pod {key}")
 
     # -- scheduling ----------------------------------------------------------------------------------
-
-    async def run(self) -> None:
-        async with asyncio.TaskGroup() as group:
-            self._group = group
-            for key in list(self._pending):
-                self._schedule(key)
-            try:
-                await asyncio.Event().wait()
-            finally:
-                self._group = None
-
-    def _schedule(self, key: str) -> None:
-        if key in self._tasks or self._group is None:
-            return
-        self._tasks[key] = self._group.create_task(self._flush(key), name=f"pod status {key}")
 
     async def _flush(self, key: str) -> None:
         backoff = Backoff(self.delays)

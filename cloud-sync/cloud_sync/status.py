@@ -37,6 +37,7 @@ from cloud_sync.recorder import Recorder
 from cloud_sync.reports import Pending, Ticket, crd_state, merge_status
 from cloud_sync.resources import DEVICES
 from cloud_sync.retry import DELAYS, Backoff
+from cloud_sync.writers import KeyedWriters
 from twin.link import Ack, DeviceReport, Report
 
 __all__ = ["AckSender", "StatusWriter"]
@@ -51,7 +52,9 @@ DEFAULT_CYCLE = 1.0
 _MAX_CONFLICTS = 5  # 409s in a row before backing off like any other failure
 
 
-class StatusWriter:
+class StatusWriter(KeyedWriters):
+    what = "status"
+
     def __init__(
         self,
         api: KubeApi,
@@ -63,6 +66,7 @@ class StatusWriter:
         default_cycle: float = DEFAULT_CYCLE,
         delays: tuple[float, ...] = DELAYS,
     ) -> None:
+        super().__init__()
         self.api = api
         self.inventory = inventory
         self.send_ack = send_ack
@@ -75,8 +79,6 @@ class StatusWriter:
         self._last_write: dict[str, float] = {}
         #: Per device, the resourceVersion our last write was made from, and the object it answered.
         self._written: dict[str, tuple[str, Obj]] = {}
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._group: asyncio.TaskGroup | None = None
         self._warned: set[tuple[str, str]] = set()
         #: Per device, the properties with a value in its status (or on their way) and its state.
         self._known: dict[str, tuple[set[str], str | None]] = {}
@@ -143,21 +145,6 @@ class StatusWriter:
         return placement.node if placement is not None else None
 
     # -- scheduling --------------------------------------------------------------------------------------
-
-    async def run(self) -> None:
-        async with asyncio.TaskGroup() as group:
-            self._group = group
-            for device_id in list(self._pending):
-                self._schedule(device_id)
-            try:
-                await asyncio.Event().wait()
-            finally:
-                self._group = None
-
-    def _schedule(self, device_id: str) -> None:
-        if device_id in self._tasks or self._group is None:
-            return  # running: it takes the new part in; not running: run() schedules it
-        self._tasks[device_id] = self._group.create_task(self._flush(device_id), name=f"status {device_id}")
 
     async def _flush(self, device_id: str) -> None:
         loop = asyncio.get_running_loop()

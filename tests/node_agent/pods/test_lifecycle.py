@@ -100,15 +100,20 @@ async def test_restart_policy_on_failure_restarts_failures_but_not_success(
     assert app.state.terminated is not None and app.state.terminated.reason == "Completed"
 
 
-async def test_delete_stops_the_container_gracefully_within_its_grace_period(pod_node: PodNode) -> None:
-    manager = await pod_node.start()
-    script = 'trap "echo got TERM; exit 0" TERM; echo started; while true; do sleep 0.05; done'
+async def _deleted(pod_node: PodNode, manager: PodManager, on_term: str, grace: int) -> PodStatus:
+    """The last status of a pod whose container runs ``on_term`` on SIGTERM, deleted once running."""
+    script = f'trap "{on_term}" TERM; echo started; while true; do sleep 0.05; done'
     await manager.put(pod_node.pod("app", [{"name": "app", "command": ["sh", "-c", script]}],
-                                   terminationGracePeriodSeconds=300))  # fmt: skip
+                                   terminationGracePeriodSeconds=grace))  # fmt: skip
     await pod_node.pods.wait_for(KEY, lambda s: s.phase == "Running", "Running")
     await _started(manager)  # the trap is set
     await manager.delete(KEY)
-    final = [s for s in pod_node.pods.reports[KEY] if s is not None][-1]
+    return [s for s in pod_node.pods.reports[KEY] if s is not None][-1]
+
+
+async def test_delete_stops_the_container_gracefully_within_its_grace_period(pod_node: PodNode) -> None:
+    manager = await pod_node.start()
+    final = await _deleted(pod_node, manager, "echo got TERM; exit 0", grace=300)
     terminated = final.container("app").state.terminated
     assert terminated is not None and terminated.exit_code == 0, terminated
     assert final.phase == "Succeeded"
@@ -118,13 +123,7 @@ async def test_delete_stops_the_container_gracefully_within_its_grace_period(pod
 
 async def test_a_container_that_ignores_sigterm_is_killed_after_the_grace_period(pod_node: PodNode) -> None:
     manager = await pod_node.start()
-    script = 'trap "" TERM; echo started; while true; do sleep 0.05; done'
-    await manager.put(pod_node.pod("app", [{"name": "app", "command": ["sh", "-c", script]}],
-                                   terminationGracePeriodSeconds=5))  # fmt: skip
-    await pod_node.pods.wait_for(KEY, lambda s: s.phase == "Running", "Running")
-    await _started(manager)  # the trap is set
-    await manager.delete(KEY)
-    final = [s for s in pod_node.pods.reports[KEY] if s is not None][-1]
+    final = await _deleted(pod_node, manager, "", grace=5)
     terminated = final.container("app").state.terminated
     assert terminated is not None and terminated.exit_code == 137, terminated
     assert final.phase == "Failed"

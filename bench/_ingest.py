@@ -32,6 +32,7 @@ import itertools
 import json
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -51,6 +52,11 @@ HEARTBEAT = CloudSettings.heartbeat
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
+
+
+def _waited(pid: int) -> float:
+    """Seconds the process's main thread (cloud-sync's event loop) was ready to run but had no CPU."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
 
 
 class SimulatedNode:
@@ -181,12 +187,14 @@ async def ingest(
         reported = sum(n.reported for n in simulated)
         writes = cluster.metric("edgetwin_cloud_api_writes_total", 'resource="devices/status"')
         cloud, api, busy = cpu_seconds(cluster.cloud.pid), cpu_seconds(api_pid), machine_cpu_seconds()
+        waited = _waited(cluster.cloud.pid)
         for node in simulated:
             node.ack_latency.clear()
         started = time.monotonic()
         await asyncio.gather(*(node.report(active, seconds, tick) for node in simulated))
         elapsed = time.monotonic() - started
         cloud = cpu_seconds(cluster.cloud.pid) - cloud
+        waited = _waited(cluster.cloud.pid) - waited
         api = cpu_seconds(api_pid) - api
         busy = machine_cpu_seconds() - busy
         written = cluster.metric("edgetwin_cloud_api_writes_total", 'resource="devices/status"') - writes
@@ -202,7 +210,7 @@ async def ingest(
                 f"{written / elapsed:,.0f}",
                 f"{done / elapsed:,.0f} ({done / max(1, offered):.0%})",
                 f"{_ms(percentile(latencies, 0.5))} / {_ms(percentile(latencies, 0.99))}",
-                f"{cloud / elapsed:.2f}",
+                f"{cloud / elapsed:.2f} / {waited / elapsed:.2f}",
                 f"{api / elapsed:.2f}",
                 f"{(busy - cloud - api) / elapsed:.2f}",
                 f"{per_write * 1e6:.0f}",
@@ -233,7 +241,7 @@ async def ingest(
                 "status writes/s",
                 "device reports acked/s",
                 "ack p50 / p99 ms",
-                "cloud-sync cores",
+                "cloud-sync cores / loop waiting for a CPU",
                 "API server cores",
                 "other cores",
                 "cloud-sync µs per write",

@@ -15,9 +15,10 @@ Kubernetes API. Figures, each with its baseline from the same run:
    watch (the API's own share).
 2. **status writes per device per second** at 1, 10 and 100 updates/s per device (reportCycle 1 s):
    must stay ≤ 1 per cycle. Baseline: the updates offered.
-3. **ingest**: devices x 1 Hz that one cloud-sync process (pinned to one core with ``taskset``)
-   turns into status writes and acks, from simulated nodes, at rising loads; its CPU per device
-   report, and what one core would take at that cost. Baseline: the API server's own status patch
+3. **ingest** (``bench/_ingest.py``): devices x 1 Hz that one cloud-sync process (pinned to one
+   core with ``taskset``) turns into status writes and acks, from simulated nodes that pace their
+   reports as a real node does, at rising loads; its CPU per status write, and what one core would
+   take at that cost. Baseline: the API server's own status patch
    rate (``bench/apiserver.py``) caps what any writer gets from it.
 4. **node RSS** with 1,000 devices and the cloud link up, idle and with every device reporting at
    1 Hz. Baseline: the same node and store without ``--cloud``.

@@ -15,9 +15,10 @@ Kubernetes API. Figures, each with its baseline from the same run:
    watch (the API's own share).
 2. **status writes per device per second** at 1, 10 and 100 updates/s per device (reportCycle 1 s):
    must stay ≤ 1 per cycle. Baseline: the updates offered.
-3. **ingest**: devices x 1 Hz that one cloud-sync process (pinned to one core with ``taskset``)
-   turns into status writes and acks, from simulated nodes, at rising loads; its CPU per device
-   report, and what one core would take at that cost. Baseline: the API server's own status patch
+3. **ingest** (``bench/_ingest.py``): devices x 1 Hz that one cloud-sync process (pinned to one
+   core with ``taskset``) turns into status writes and acks, from simulated nodes that pace their
+   reports as a real node does, at rising loads; its CPU per status write, and what one core would
+   take at that cost. Baseline: the API server's own status patch
    rate (``bench/apiserver.py``) caps what any writer gets from it.
 4. **node RSS** with 1,000 devices and the cloud link up, idle and with every device reporting at
    1 Hz. Baseline: the same node and store without ``--cloud``.
@@ -61,12 +62,12 @@ from _cluster import (
     load_average,
     memory,
 )
-from _common import LOOPBACK, cpu_seconds, machine, machine_cpu_seconds, percentile, table
+from _common import LOOPBACK, cpu_seconds, machine, percentile, table
+from _ingest import ingest
 
-from edgemqtt.client import BrokerAddress, Message, MqttClient
+from edgemqtt.client import BrokerAddress, MqttClient
 from twin.client import TwinClient
 from twin.errors import RequestRefused
-from twin.link import DeviceReport, Heartbeat, Hello, Report, ReportedValue, node_password, up_topic
 from twin.wire import encode_request, encode_update
 
 VERSIONS = "twin.edgetwin.io/desired-versions"
@@ -328,178 +329,6 @@ async def write_rates(cluster: BenchCluster, seconds: float, rates: list[int]) -
             rows,
         )
     )
-
-
-# -- 3. ingest ------------------------------------------------------------------------------------------
-
-
-class SimulatedNode:
-    """A node as cloud-sync sees it: hello, heartbeats, and reports of its devices once a second."""
-
-    def __init__(self, cluster: BenchCluster, name: str, devices: list[str]) -> None:
-        self.name = name
-        self.devices = devices
-        address = BrokerAddress(LOOPBACK, cluster.cloud_port).with_credentials(
-            name, node_password(cluster.token, name)
-        )
-        self.client = MqttClient(
-            address, client_id=f"edgetwin-node-{name}", on_message=self._on_message, clean_session=True
-        )
-        self.sent: dict[int, tuple[float, int]] = {}
-        self.acked_devices = 0
-        self.ack_latency: list[float] = []
-        self.synced = asyncio.Event()
-        self._seq = itertools.count(int(time.time() * 1000))
-
-    def _on_message(self, message: Message) -> None:
-        if message.topic.endswith("/down/sync"):
-            self.synced.set()
-        elif message.topic.endswith("/down/ack"):
-            ack = orjson.loads(message.payload)
-            sent = self.sent.pop(ack["seq"], None)
-            if sent is not None:
-                self.ack_latency.append(time.monotonic() - sent[0])
-                self.acked_devices += sent[1]
-
-    async def start(self) -> None:
-        await self.client.connect()
-        await self.client.subscribe(f"edgetwin/v1/nodes/{self.name}/down/#", qos=1)
-        hello = Hello(node=self.name, id=f"bench-{self.name}", sent_at=int(time.time() * 1000))
-        self.client.publish(up_topic(self.name, "hello"), hello.model_dump_json().encode(), qos=1)
-        self.beat()
-        await asyncio.wait_for(self.synced.wait(), 120)
-
-    def beat(self) -> None:
-        beat = Heartbeat(sent_at=int(time.time() * 1000))
-        self.client.publish(up_topic(self.name, "heartbeat"), beat.model_dump_json().encode(), qos=1)
-
-    async def report(self, active: int, seconds: float, tick: int) -> None:
-        """Each of the first ``active`` devices once a second, 100 a message, spread over the second."""
-        devices = self.devices[:active]
-        chunks = [devices[i : i + 100] for i in range(0, len(devices), 100)]
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        for second in range(int(seconds)):
-            if second % 5 == 0:
-                self.beat()
-            for index, chunk in enumerate(chunks):
-                await asyncio.sleep(max(0.0, start + second + index / max(1, len(chunks)) - loop.time()))
-                stamp = int(time.time() * 1000)
-                value = ReportedValue(value=f"{tick}.{second}", timestamp=stamp)
-                seq = next(self._seq)
-                body = Report(seq=seq, devices={d: DeviceReport(twins={"temperature": value}) for d in chunk})
-                self.sent[seq] = (time.monotonic(), len(chunk))
-                self.client.publish(up_topic(self.name, "report"), body.model_dump_json().encode(), qos=1)
-
-
-async def ingest(
-    cluster: BenchCluster, seconds: float, loads: list[int], *, cycle: float = CYCLE, nodes: int = 10
-) -> None:
-    total = max(loads)
-    names = [f"bench-sim-{n:02d}" for n in range(nodes)]
-    per_node: dict[str, list[str]] = {name: [] for name in names}
-    objects: list[dict[str, Any]] = [MODEL]
-    for index in range(total):
-        node = names[index % nodes]
-        name = f"ing-{index:05d}"
-        objects.append(labelled(device(name, node, report_ms=round(cycle * 1000)), "ingest"))
-        per_node[node].append(f"default/{name}")
-    async with cluster.session() as session:
-        print(f"\n3. ingest: creating {total:,} Devices for {nodes} simulated nodes ...", flush=True)
-        created = time.monotonic()
-        await cluster.create(session, objects)
-        print(f"   created in {time.monotonic() - created:.0f} s; nodes say hello ...", flush=True)
-        ceiling = await api_patch_rate(session, [f"ing-{i:05d}" for i in range(min(total, 2000))])
-    simulated = [SimulatedNode(cluster, name, per_node[name]) for name in names]
-    await asyncio.gather(*(node.start() for node in simulated))
-    assert cluster.cloud is not None
-    api_pid = cluster.processes[0].pid
-    rows = []
-    for tick, load in enumerate(loads):
-        active = load // nodes
-        await asyncio.sleep(2)
-        acked = [n.acked_devices for n in simulated]
-        writes = cluster.metric("edgetwin_cloud_api_writes_total", 'resource="devices/status"')
-        cloud, api, busy = cpu_seconds(cluster.cloud.pid), cpu_seconds(api_pid), machine_cpu_seconds()
-        for node in simulated:
-            node.ack_latency.clear()
-        started = time.monotonic()
-        await asyncio.gather(*(node.report(active, seconds, tick) for node in simulated))
-        elapsed = time.monotonic() - started
-        cloud = cpu_seconds(cluster.cloud.pid) - cloud
-        api = cpu_seconds(api_pid) - api
-        busy = machine_cpu_seconds() - busy
-        written = cluster.metric("edgetwin_cloud_api_writes_total", 'resource="devices/status"') - writes
-        done = sum(n.acked_devices for n in simulated) - sum(acked)
-        latencies = sorted(x for n in simulated for x in n.ack_latency)
-        offered = active * nodes * int(seconds)
-        per_write = cloud / max(1, written)
-        rows.append(
-            [
-                f"{active * nodes:,}",
-                f"{written / elapsed:,.0f}",
-                f"{done / elapsed:,.0f} ({done / max(1, offered):.0%})",
-                f"{ms(percentile(latencies, 0.5))} / {ms(percentile(latencies, 0.99))}",
-                f"{cloud / elapsed:.2f}",
-                f"{api / elapsed:.2f}",
-                f"{(busy - cloud - api) / elapsed:.2f}",
-                f"{per_write * 1e6:.0f}",
-                f"{1 / per_write:,.0f}" if written else "-",
-            ]
-        )
-        print(f"   {rows[-1]}", flush=True)
-        # Let what is still queued drain before the next load (what is never acknowledged is left).
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(60):
-                while any(n.sent for n in simulated):
-                    await asyncio.sleep(0.5)
-    for node in simulated:
-        await node.client.close()
-    print(
-        f"\n3. ingest: devices x 1 Hz from {nodes} simulated nodes, reportCycle {cycle:g} s, one core,"
-        f" {seconds:g} s each"
-    )
-    print(
-        f"   baseline: the API server takes {ceiling:,.0f} status patches/s from a plain client, 16 in flight"
-    )
-    print(
-        table(
-            [
-                "devices x 1 Hz",
-                "status writes/s",
-                "device reports acked/s",
-                "ack p50 / p99 ms",
-                "cloud-sync cores",
-                "API server cores",
-                "other cores",
-                "cloud-sync µs per write",
-                "writes/s of one core at that cost",
-            ],
-            rows,
-        )
-    )
-
-
-async def api_patch_rate(session: aiohttp.ClientSession, names: list[str]) -> float:
-    """Status merge patches per second the API server takes from a plain aiohttp client."""
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    for name in names:
-        queue.put_nowait(name)
-
-    async def worker() -> None:
-        while not queue.empty():
-            name = queue.get_nowait()
-            twin = {"propertyName": "temperature", "reported": {"value": "1", "metadata": {"timestamp": "1"}}}
-            async with session.patch(
-                f"{DEVICES}/{name}/status",
-                data=json.dumps({"status": {"twins": [twin]}}),
-                headers={"Content-Type": "application/merge-patch+json"},
-            ) as response:
-                await response.read()
-
-    started = time.monotonic()
-    await asyncio.gather(*(worker() for _ in range(16)))
-    return len(names) / (time.monotonic() - started)
 
 
 # -- 4 and 5. the node: memory and start-up --------------------------------------------------------------

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cloud_sync import collector
 from cloud_sync.access import CLOUD_USER, AccessFiles, Admission, BrokerReload
 from cloud_sync.dashboard import Dashboard, DashboardSettings
 from cloud_sync.desired import EdgeDesiredWriter
@@ -215,47 +216,49 @@ class CloudSync:
         try:
             if self.dashboard is not None:
                 await self.dashboard.start()  # first: a port in use fails the start at once
-            async with asyncio.TaskGroup() as group:
+            # The collector runs when garbage piles up, not at every status write (``collector``).
+            with collector.tuned():
+                async with asyncio.TaskGroup() as group:
 
-                def start(name: str, piece: Callable[[], Awaitable[None]]) -> None:
-                    group.create_task(supervise(name, piece, delays=settings.retry_delays), name=name)
+                    def start(name: str, piece: Callable[[], Awaitable[None]]) -> None:
+                        group.create_task(supervise(name, piece, delays=settings.retry_delays), name=name)
 
-                start("events", self.recorder.run)
-                if self.dashboard is not None:
-                    start("dashboard", self.dashboard.run)
-                start("device models watch", self.models_watch.run)
-                # Devices are placed once their models are known: no "unknown model" for every
-                # device at start-up.
-                await self.models_watch.synced.wait()
-                start("devices watch", self.devices_watch.run)
-                start("edge nodes watch", self.registry.nodes.run)
-                start("node leases watch", self.registry.leases.run)
-                start("stamper", self.stamper.run)
-                start("status writer", self.status.run)
-                for name, piece in self.pods.pieces():
-                    start(name, piece)
-                for watch in (self.devices_watch, self.registry.nodes, self.registry.leases):
-                    await watch.synced.wait()
-                await self.pods.synced()
-                await self.admission.apply()
-                start("broker access", self.admission.run)
-                start("node registry", self.registry.run)
-                start("edge desired values", self.desired_writer.run)
-                start("cloud link", self.link.run)
-                await self.link.connected.wait()
-                self.mirror.live = True
-                ready_nodes = self.registry.ready_nodes()
-                sent = self.mirror.resend(ready_nodes) + self.pods.go_live(ready_nodes)
-                log.info(
-                    "cloud-sync ready: replica=%s devices=%d models=%d nodes=%d ready=%d resent=%d",
-                    settings.replica,
-                    len(self.inventory.devices),
-                    len(self.inventory.models),
-                    len(self.registry.nodes.objects),
-                    len(ready_nodes),
-                    sent,
-                )
-                self.ready.set()
+                    start("events", self.recorder.run)
+                    if self.dashboard is not None:
+                        start("dashboard", self.dashboard.run)
+                    start("device models watch", self.models_watch.run)
+                    # Devices are placed once their models are known: no "unknown model" for every
+                    # device at start-up.
+                    await self.models_watch.synced.wait()
+                    start("devices watch", self.devices_watch.run)
+                    start("edge nodes watch", self.registry.nodes.run)
+                    start("node leases watch", self.registry.leases.run)
+                    start("stamper", self.stamper.run)
+                    start("status writer", self.status.run)
+                    for name, piece in self.pods.pieces():
+                        start(name, piece)
+                    for watch in (self.devices_watch, self.registry.nodes, self.registry.leases):
+                        await watch.synced.wait()
+                    await self.pods.synced()
+                    await self.admission.apply()
+                    start("broker access", self.admission.run)
+                    start("node registry", self.registry.run)
+                    start("edge desired values", self.desired_writer.run)
+                    start("cloud link", self.link.run)
+                    await self.link.connected.wait()
+                    self.mirror.live = True
+                    ready_nodes = self.registry.ready_nodes()
+                    sent = self.mirror.resend(ready_nodes) + self.pods.go_live(ready_nodes)
+                    log.info(
+                        "cloud-sync ready: replica=%s devices=%d models=%d nodes=%d ready=%d resent=%d",
+                        settings.replica,
+                        len(self.inventory.devices),
+                        len(self.inventory.models),
+                        len(self.registry.nodes.objects),
+                        len(ready_nodes),
+                        sent,
+                    )
+                    self.ready.set()
         finally:
             self.ready.clear()
             if stop_metrics is not None:

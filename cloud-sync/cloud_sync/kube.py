@@ -102,6 +102,8 @@ class KubeApi:
     def __init__(self, api_client: Any, *, workers: int = WORKERS, timeout: float = 30.0) -> None:
         self._client = api_client
         self.timeout = timeout
+        #: Requests ``call`` sends at once (the transport's connections, or the threads).
+        self.connections = workers
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube-api")
         self._http = _transport(api_client, connections=workers, timeout=timeout)
 

@@ -15,6 +15,14 @@ computed from, so it never overwrites what another replica wrote meanwhile:
 * 404 (the Device is gone): the report's part is dropped, logged, and acknowledged;
 * another 4xx (the API refuses the status for good): logged, recorded as an Event, acknowledged.
 
+A write takes one of ``write_slots`` before it takes what waits and computes the status, and holds
+it through the write (a 409's read and merge included), never while it waits for the report cycle
+or backs off. So a device waiting for the API holds nothing computed and carries every report that
+arrived meanwhile in its one write: under more load than the API takes, fewer and fresher writes,
+not thousands of computed statuses and request bodies in memory. The slots are two fewer than the
+API's connections: the other requests (reads, creates, Events, nodes' and pods' status) always find
+a connection free of status writes, whatever the fleet's backlog.
+
 A report is acknowledged (``down/ack``) once every device in it is written or dropped; the node
 keeps and resends until then (docs/cloud-link.md). A device reported by a node that is not its
 ``spec.nodeName`` is not written (logged once).
@@ -50,6 +58,8 @@ AckSender = Callable[[str, Ack], None]
 #: KubeEdge's report cycle when a Device sets none (its mapper framework's default), in seconds.
 DEFAULT_CYCLE = 1.0
 _MAX_CONFLICTS = 5  # 409s in a row before backing off like any other failure
+#: The API's connections kept from status writes, for every other request cloud-sync makes.
+RESERVED_CONNECTIONS = 2
 
 
 class StatusWriter(KeyedWriters):
@@ -65,6 +75,7 @@ class StatusWriter(KeyedWriters):
         *,
         default_cycle: float = DEFAULT_CYCLE,
         delays: tuple[float, ...] = DELAYS,
+        write_slots: int | None = None,
     ) -> None:
         super().__init__()
         self.api = api
@@ -74,6 +85,9 @@ class StatusWriter(KeyedWriters):
         self.recorder = recorder
         self.default_cycle = default_cycle
         self.delays = delays
+        #: Status writes at once (taken before a write is computed, held through it).
+        self.write_slots = write_slots or max(1, api.connections - RESERVED_CONNECTIONS)
+        self._slots = asyncio.Semaphore(self.write_slots)
         self._pending: dict[str, Pending] = {}
         self._tickets: dict[tuple[str, int], Ticket] = {}
         self._last_write: dict[str, float] = {}
@@ -161,25 +175,21 @@ class StatusWriter(KeyedWriters):
                         async with asyncio.timeout(wait):
                             await news.wait()
                     continue
-                snapshot = pending.snapshot()
-                self._take_news(device_id, snapshot)
-                started = loop.time()
-                try:
-                    written = await self._write(device_id, snapshot, fresh=fresh)
-                except ApiConflict:
-                    conflicts += 1
+                async with self._slots:
+                    outcome = await self._write_held(device_id, pending, fresh=fresh, conflicts=conflicts)
+                if isinstance(outcome, ApiError):
                     fresh = True
-                    if conflicts >= _MAX_CONFLICTS:
+                    if isinstance(outcome, ApiConflict):
+                        conflicts = _MAX_CONFLICTS
                         await asyncio.sleep(backoff.next())
-                    continue
-                except ApiUnavailable as exc:
+                        continue
                     delay = backoff.next()
                     log.warning(
-                        "status not written: device=%s error=%s retry_in=%.1fs", device_id, exc, delay
+                        "status not written: device=%s error=%s retry_in=%.1fs", device_id, outcome, delay
                     )
-                    fresh = True
                     await asyncio.sleep(delay)
                     continue
+                written, snapshot, started = outcome
                 conflicts = 0
                 fresh = False
                 backoff.reset()
@@ -211,6 +221,27 @@ class StatusWriter(KeyedWriters):
         self.send_ack(ticket.node, Ack(kind="report", seq=ticket.seq))
 
     # -- one write ----------------------------------------------------------------------------------------
+
+    async def _write_held(
+        self, device_id: str, pending: Pending, *, fresh: bool, conflicts: int
+    ) -> tuple[bool, Pending, float] | ApiConflict | ApiUnavailable:
+        """With a write slot held: take what waits and write it, reading again and merging again
+        after each 409 until ``_MAX_CONFLICTS`` in a row. Whether a write was made, what it carried
+        and when it began; or the failure to back off from (without the slot)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            snapshot = pending.snapshot()
+            self._take_news(device_id, snapshot)
+            started = loop.time()
+            try:
+                return await self._write(device_id, snapshot, fresh=fresh), snapshot, started
+            except ApiConflict as exc:
+                conflicts += 1
+                fresh = True
+                if conflicts >= _MAX_CONFLICTS:
+                    return exc
+            except ApiUnavailable as exc:
+                return exc
 
     async def _write(self, device_id: str, pending: Pending, *, fresh: bool) -> bool:
         """Write what ``pending`` holds; whether a write was made. Raises what is to be retried."""

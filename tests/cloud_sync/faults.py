@@ -3,8 +3,9 @@
 Real sockets both ways: it serves plain HTTP on loopback (the ``kubernetes`` client sends its bearer
 token there too), forwards each request to the API server over HTTPS and streams the answer back
 (watches included), except where a ``Fault`` says to answer with an error ``Status`` instead
-(409, 429, 500...), the given number of times. Every request is recorded with the status it got,
-which is also how tests count status writes.
+(409, 429, 500...), the given number of times, or where a ``Hold`` keeps requests waiting until
+the test releases them (an API that is slow to answer). Every request is recorded with the status
+it got, which is also how tests count status writes.
 
 ``stop`` aborts every upstream TLS connection and waits until each is closed: a TLS connection
 closed politely waits for the API server's close_notify, and the test's loop may be closed before
@@ -36,6 +37,37 @@ class Fault:
     reason: str = "InternalError"
 
 
+@dataclass
+class Hold:
+    """Requests matching ``method`` and ``path`` (searched) wait at the proxy until ``release``."""
+
+    method: str
+    path: str
+    #: Requests that have arrived and waited (or wait) here.
+    held: int = 0
+    _released: asyncio.Event = field(default_factory=asyncio.Event)
+    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def matches(self, method: str, path: str) -> bool:
+        return (
+            not self._released.is_set() and method == self.method and re.search(self.path, path) is not None
+        )
+
+    async def wait(self) -> None:
+        self.held += 1
+        self._arrived.set()
+        await self._released.wait()
+
+    async def wait_held(self, count: int) -> None:
+        """Until ``count`` requests are held."""
+        while self.held < count:
+            self._arrived.clear()
+            await self._arrived.wait()
+
+    def release(self) -> None:
+        self._released.set()
+
+
 @dataclass(frozen=True)
 class Record:
     method: str
@@ -49,6 +81,7 @@ class FaultProxy:
     api_dir: Path  # the API server's data directory (certificates, kubeconfig)
     upstream: str  # https://127.0.0.1:PORT
     faults: list[Fault] = field(default_factory=list)
+    holds: list[Hold] = field(default_factory=list)
     records: list[Record] = field(default_factory=list)
     on_fault: Callable[[Fault], None] | None = None
     port: int = 0
@@ -78,6 +111,8 @@ class FaultProxy:
         self.kubeconfig.write_text(yaml.safe_dump(config))
 
     async def stop(self) -> None:
+        for hold in self.holds:
+            hold.release()
         # The upstream side first: it ends the handlers still streaming watches, then the server.
         # Aborted, not closed: no close_notify exchange that the loop's end could cut short.
         for transport, _ in list(self._connections.values()):
@@ -139,6 +174,9 @@ class FaultProxy:
                     },
                     status=fault.status,
                 )
+        for hold in self.holds:
+            if hold.matches(request.method, path):
+                await hold.wait()
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
         body = await request.read()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tests.cloud_sync.conftest import MODEL, CloudStack, device_yaml
-from tests.cloud_sync.faults import FaultProxy
-from tests.cloud_sync.peer import now_ms, value
+from cloud_sync import CloudSync
+from tests.cloud_sync.conftest import MODEL, CloudStack, LogWaiter, device_yaml
+from tests.cloud_sync.faults import FaultProxy, Hold
+from tests.cloud_sync.peer import NodePeer, now_ms, value
 from twin.link import DeviceReport
 
 STATUS_WRITES = r"/devices/thermo-1/status$"
@@ -146,3 +147,69 @@ async def test_a_first_value_and_a_state_change_are_written_at_once_whatever_the
         await stack.wait("device/thermo-1", "jsonpath={.status.state}=offline")
     device = await stack.device("thermo-1")
     assert twin_of(device, "temperature")["reported"]["value"] == "22.5"
+
+
+STATUS_PATCHES = r"/devices/[^/]+/status$"
+BLOCKERS = "".join("---" + device_yaml(f"block-{index}", "node-a") for index in range(8))
+
+
+async def fill_write_slots(cloud: CloudSync, proxy: FaultProxy, node: NodePeer) -> Hold:
+    """Status writes of the eight ``BLOCKERS`` take every write slot, their requests held at the proxy
+    until the ``Hold`` returned is released."""
+    hold = Hold("PATCH", STATUS_PATCHES)
+    proxy.holds.append(hold)
+    await node.report(
+        {f"default/block-{index}": DeviceReport(twins={"temperature": value("1")}) for index in range(8)}
+    )
+    await hold.wait_held(cloud.status.write_slots)
+    return hold
+
+
+async def test_a_device_waiting_for_a_write_slot_carries_every_report_that_arrived_meanwhile_in_one_write(
+    stack: CloudStack, proxy: FaultProxy, logs: LogWaiter
+) -> None:
+    await stack.apply(
+        MODEL
+        + BLOCKERS
+        + "---"
+        + device_yaml("thermo-1", "node-a")
+        + "---"
+        + device_yaml("thermo-b", "node-b")
+    )
+    cloud = await stack.start_cloud_through(proxy)
+    async with stack.peer("node-a") as node:
+        hold = await fill_write_slots(cloud, proxy, node)
+        stamp = now_ms()
+        sent = [
+            await node.report({"default/thermo-1": DeviceReport(twins={"temperature": value("1", stamp)})}),
+            await node.report(
+                {"default/thermo-1": DeviceReport(twins={"temperature": value("2", stamp + 1)})}
+            ),
+            # A part for node-b's device too: its warning says that this report has been taken in.
+            await node.report(
+                {
+                    "default/thermo-1": DeviceReport(twins={"temperature": value("3", stamp + 2)}),
+                    "default/thermo-b": DeviceReport(state="online"),
+                }
+            ),
+        ]
+        await logs.wait(r"node node-a reported device default/thermo-b")
+        hold.release()
+        for seq in sent:
+            await node.wait_ack("report", seq)
+    # The first value was news, to be written at once: it waited for a slot, and so took the rest.
+    assert proxy.count("PATCH", STATUS_WRITES, ok=False) == 1
+    assert twin_of(await stack.device("thermo-1"), "temperature")["reported"]["value"] == "3"
+
+
+async def test_other_requests_go_through_while_status_writes_take_every_write_slot(
+    stack: CloudStack, proxy: FaultProxy
+) -> None:
+    await stack.apply(MODEL + BLOCKERS)
+    cloud = await stack.start_cloud_through(proxy)
+    async with stack.peer("node-a") as node:
+        hold = await fill_write_slots(cloud, proxy, node)
+        await stack.apply(device_yaml("thermo-9", "node-a"))
+        await stack.stamped("thermo-9")  # the stamp: a PATCH of the Device, while status writes wait
+        assert hold.held == cloud.status.write_slots < cloud.api.connections
+        hold.release()

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgemqtt.client import BrokerAddress
-from mappers import MapperRunner, Registry, RunnerSettings
-from node_agent.dmi import dmi_server
+from mappers.settings import RunnerSettings
 from node_agent.settings import CloudSettings
 from node_agent.supervision import PieceFailed, RestartPolicy, supervise
 from twin.errors import PermanentError
@@ -30,6 +29,7 @@ from twin.service import TwinService
 from twin.store import TwinStore
 
 if TYPE_CHECKING:
+    from mappers import MapperRunner, Registry
     from node_agent.cloud_link import CloudLink
     from node_agent.dmi.server import DmiServer
     from node_agent.metrics import NodeMetrics
@@ -144,6 +144,9 @@ class Gateway:
         pieces: list[Piece] = [("the twin service", service.serve, RestartPolicy(restart=False))]
         settings = self.settings
         if settings.mappers is not None:
+            # Imported here: a node without --mappers never loads the runner and its workers.
+            from mappers.runner import MapperRunner
+
             self.mappers = MapperRunner(
                 settings.node,
                 settings.broker,
@@ -154,6 +157,8 @@ class Gateway:
             pieces.append(("the mapper runner", self._run_mappers, RestartPolicy()))
         if settings.dmi_socket is not None:
             # Imports grpc (~20 MB of RSS) only here, when a DMI socket is asked for.
+            from node_agent.dmi import dmi_server
+
             self.dmi = dmi_server(service, settings.dmi_socket, data_dir=settings.data_dir)
             pieces.append(("the DMI server", self.dmi.run, RestartPolicy()))
         if settings.pods is not None and settings.cloud is not None:

@@ -126,7 +126,7 @@ class TwinProperty:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeviceSchema:
     """The property rules of one device, from its Device and DeviceModel."""
 
@@ -139,9 +139,12 @@ class DeviceSchema:
         device: Device,
         model: DeviceModel,
         shared: dict[tuple[int, str], PropertySchema] | None = None,
+        *,
+        device_id: str | None = None,
     ) -> DeviceSchema:
         """``shared``: property schemas already built for ``model`` (the devices of one model share
-        them; a caller building many schemas at once passes the same dict to each call)."""
+        them; a caller building many schemas at once passes the same dict to each call).
+        ``device_id``: the caller's string for ``device.id``, kept instead of a copy of its own."""
         schemas: dict[str, PropertySchema] = {}
         for prop in device.spec.properties:
             key = (id(model), prop.name)
@@ -156,7 +159,7 @@ class DeviceSchema:
                 if shared is not None:
                     shared[key] = schema
             schemas[prop.name] = schema
-        return cls(device.id, schemas)
+        return cls(device_id or device.id, schemas)
 
     def get(self, name: str) -> PropertySchema:
         schema = self.properties.get(name)
@@ -188,7 +191,7 @@ class UpdateOutcome:
         return bool(self.changes)
 
 
-@dataclass
+@dataclass(slots=True)
 class DeviceTwin:
     """All twin properties of one device, plus its connection state.
 

@@ -163,7 +163,9 @@ class NodeDevices:
                 held.adopt(device_id, source)  # its JSON as the source holds it: not made again
             else:
                 held.put(device_id, device)
-            schemas[device_id] = DeviceSchema.build(device, models[device.model_key], shared)
+            schemas[device_id] = DeviceSchema.build(
+                device, models[device.model_key], shared, device_id=device_id
+            )
             wanted[device_id] = declared_desired(device)
         mine = held  # this node's devices, in the order given
         for device_id, node in sorted(others):

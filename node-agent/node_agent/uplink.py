@@ -80,6 +80,8 @@ class Uplink:
         #: Per device, its rules and the stamp of the Device they were read from (``DeviceTable.stamp``:
         #: the same object until the Device changes).
         self._rules: dict[str, tuple[object, ReportRules]] = {}
+        #: Equal rules are kept once: the devices of one model mostly have the same.
+        self._distinct_rules: dict[ReportRules, ReportRules] = {}
 
     # -- what the link tells it ----------------------------------------------------------------------
 
@@ -253,7 +255,8 @@ class Uplink:
         stamp = devices.stamp(device_id)
         cached = self._rules.get(device_id)
         if cached is None or cached[0] is not stamp:
-            cached = self._rules[device_id] = (stamp, ReportRules.of(devices[device_id]))
+            rules = ReportRules.of(devices[device_id])
+            cached = self._rules[device_id] = (stamp, self._distinct_rules.setdefault(rules, rules))
         return cached[1]
 
 

@@ -64,7 +64,7 @@ LenientStr = Annotated[str, BeforeValidator(_to_str)]
 class _Upstream(BaseModel):
     """A KubeEdge-shaped object: unknown fields kept, never rejected."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class PropertyType(enum.StrEnum):

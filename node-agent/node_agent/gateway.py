@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -102,7 +103,9 @@ class Gateway:
         self.service: TwinService | None = None
         self.mappers: MapperRunner | None = None
         self.dmi: DmiServer | None = None
+        #: The cloud link, made a moment after the twin serves (``link_made`` is set then).
         self.link: CloudLink | None = None
+        self.link_made = asyncio.Event()
         self.pods: PodManager | None = None
         self.pod_link: PodLink | None = None
         self._metrics: NodeMetrics | None = None
@@ -191,13 +194,17 @@ class Gateway:
 
     async def _run_link(self, service: TwinService) -> None:
         if self.link is None:
-            # Imported here, once the twin is serving: a node serves its devices before its link loads.
+            # Imported here, once the twin is serving: a node serves its devices before its link
+            # loads. Loaded in a worker thread: the link's modules take ~30 ms (more when compiled
+            # at start), which the twin would otherwise spend not answering its first requests.
+            await asyncio.to_thread(importlib.import_module, "node_agent.cloud_link")
             from node_agent.cloud_link import CloudLink
 
             assert self.settings.cloud is not None
             self.link = CloudLink(
                 service, self.settings.cloud, self.settings.data_dir, self.metrics, pods=self.pod_link
             )
+            self.link_made.set()
         await self.link.run()
 
     async def _serve_metrics(self, service: TwinService) -> None:

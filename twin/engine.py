@@ -14,6 +14,7 @@ up instead); an older or repeated pair is stale and ignored.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,7 +106,8 @@ class TwinProperty:
             expected=TwinValue(str(expected[0]), int(expected[1])) if expected else None,
             actual=TwinValue(str(actual[0]), int(actual[1])) if actual else None,
             optional=bool(record.get("optional", False)),
-            type=str(record.get("type", "string")),
+            # Interned: a few type names shared by thousands of properties, not a string each.
+            type=sys.intern(str(record.get("type", "string"))),
             deleted=bool(record.get("deleted", False)),
             expected_version=Version(int(ec), int(ee)),
             actual_version=Version(int(ac), int(ae)),
@@ -407,7 +409,7 @@ class DeviceTwin:
     def from_record(cls, record: Mapping[str, Any]) -> DeviceTwin:
         return cls(
             device_id=str(record["device_id"]),
-            state=str(record.get("state", "unknown")),
+            state=sys.intern(str(record.get("state", "unknown"))),
             last_online=str(record.get("last_online", "")),
             properties={
                 name: TwinProperty.from_record(prop) for name, prop in record.get("properties", {}).items()

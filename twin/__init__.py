@@ -3,9 +3,13 @@
 The public surface, for apps, mappers and the services built on the twin: the models (Device,
 DeviceModel), the twin service and its store, ``TwinClient`` for apps, the value codec, the wire
 schema and the error tree. Everything else is internal.
+
+The app client (``TwinClient``, ``TwinEvent``, ``PropertyState``) loads on first use: a node agent,
+which imports this package for its twin service, never uses it.
 """
 
-from twin.client import PropertyState, TwinClient, TwinEvent
+from typing import TYPE_CHECKING, Any
+
 from twin.engine import DeviceSchema, DeviceTwin, TwinProperty, TwinValue, UpdateOutcome, Version
 from twin.errors import (
     BrokerUnavailable,
@@ -32,6 +36,9 @@ from twin.models import AccessMode, Device, DeviceModel, PropertyType
 from twin.service import TwinService
 from twin.store import TwinStore
 from twin.values import PropertySchema, Value, format_value, parse_value
+
+if TYPE_CHECKING:
+    from twin.client import PropertyState, TwinClient, TwinEvent
 
 __all__ = [
     "AccessMode",
@@ -75,3 +82,11 @@ __all__ = [
     "parse_manifest",
     "parse_value",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("PropertyState", "TwinClient", "TwinEvent"):
+        import twin.client
+
+        return getattr(twin.client, name)
+    raise AttributeError(f"module 'twin' has no attribute {name!r}")

@@ -14,6 +14,7 @@ up instead); an older or repeated pair is stale and ignored.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,7 +106,8 @@ class TwinProperty:
             expected=TwinValue(str(expected[0]), int(expected[1])) if expected else None,
             actual=TwinValue(str(actual[0]), int(actual[1])) if actual else None,
             optional=bool(record.get("optional", False)),
-            type=str(record.get("type", "string")),
+            # Interned: a few type names shared by thousands of properties, not a string each.
+            type=sys.intern(str(record.get("type", "string"))),
             deleted=bool(record.get("deleted", False)),
             expected_version=Version(int(ec), int(ee)),
             actual_version=Version(int(ac), int(ae)),
@@ -126,7 +128,7 @@ class TwinProperty:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeviceSchema:
     """The property rules of one device, from its Device and DeviceModel."""
 
@@ -139,9 +141,12 @@ class DeviceSchema:
         device: Device,
         model: DeviceModel,
         shared: dict[tuple[int, str], PropertySchema] | None = None,
+        *,
+        device_id: str | None = None,
     ) -> DeviceSchema:
         """``shared``: property schemas already built for ``model`` (the devices of one model share
-        them; a caller building many schemas at once passes the same dict to each call)."""
+        them; a caller building many schemas at once passes the same dict to each call).
+        ``device_id``: the caller's string for ``device.id``, kept instead of a copy of its own."""
         schemas: dict[str, PropertySchema] = {}
         for prop in device.spec.properties:
             key = (id(model), prop.name)
@@ -156,7 +161,7 @@ class DeviceSchema:
                 if shared is not None:
                     shared[key] = schema
             schemas[prop.name] = schema
-        return cls(device.id, schemas)
+        return cls(device_id or device.id, schemas)
 
     def get(self, name: str) -> PropertySchema:
         schema = self.properties.get(name)
@@ -188,7 +193,7 @@ class UpdateOutcome:
         return bool(self.changes)
 
 
-@dataclass
+@dataclass(slots=True)
 class DeviceTwin:
     """All twin properties of one device, plus its connection state.
 
@@ -404,7 +409,7 @@ class DeviceTwin:
     def from_record(cls, record: Mapping[str, Any]) -> DeviceTwin:
         return cls(
             device_id=str(record["device_id"]),
-            state=str(record.get("state", "unknown")),
+            state=sys.intern(str(record.get("state", "unknown"))),
             last_online=str(record.get("last_online", "")),
             properties={
                 name: TwinProperty.from_record(prop) for name, prop in record.get("properties", {}).items()

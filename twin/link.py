@@ -114,7 +114,7 @@ def parse_link_topic(topic: str) -> LinkTopic | None:
 
 class _Message(BaseModel):
     # Ours on both ends, but a newer node or cloud-sync may add fields: ignore them, never fail.
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 # -- versions and values ---------------------------------------------------------------------------

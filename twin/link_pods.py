@@ -65,7 +65,7 @@ def parse_reply_topic(topic: str) -> tuple[str, str] | None:
 
 class _Message(BaseModel):
     # As ``twin.link``: a newer end may add fields; ignore them, never fail.
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 # -- pods down ---------------------------------------------------------------------------------------

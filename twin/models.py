@@ -64,7 +64,7 @@ LenientStr = Annotated[str, BeforeValidator(_to_str)]
 class _Upstream(BaseModel):
     """A KubeEdge-shaped object: unknown fields kept, never rejected."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class PropertyType(enum.StrEnum):
@@ -88,7 +88,11 @@ class PropertyType(enum.StrEnum):
     @property
     def wire_name(self) -> str:
         """The lower-case type name KubeEdge puts in twin ``metadata.type``."""
-        return self.value.lower()
+        # One string per type, not one per twin property (a node holds thousands of these).
+        return _WIRE_NAMES[self]
+
+
+_WIRE_NAMES = {member: member.value.lower() for member in PropertyType}
 
 
 class AccessMode(enum.StrEnum):

@@ -159,17 +159,19 @@ class NodeDevices:
             if device.spec.nodeName not in ("", self.node):
                 others.append((device_id, device.spec.nodeName))
                 continue
-            json = source.json(device_id) if source is not None else self.devices.json_of(device_id, device)
-            held.put(device_id, device, json=json)
-            schemas[device_id] = DeviceSchema.build(device, models[device.model_key], shared)
+            if source is not None:
+                held.adopt(device_id, source)  # its JSON as the source holds it: not made again
+            else:
+                held.put(device_id, device)
+            schemas[device_id] = DeviceSchema.build(
+                device, models[device.model_key], shared, device_id=device_id
+            )
             wanted[device_id] = declared_desired(device)
         mine = held  # this node's devices, in the order given
         for device_id, node in sorted(others):
             log.info("device %s belongs to node %s, not %s", device_id, node, self.node)
         result = Redefined(removed=[self.devices[i] for i in self.devices if i not in mine])
-        result.added = [
-            i for i in mine if not self.devices.holds(i, mine.json(i), partial(devices.__getitem__, i))
-        ]
+        result.added = [i for i in mine if not self.devices.holds(i, mine, partial(devices.__getitem__, i))]
         for device_id in sorted(set(self.twins) - set(mine)):
             kept = await self.store.archive_twin(self.twins.pop(device_id))
             log.warning(

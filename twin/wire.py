@@ -108,7 +108,7 @@ EventId = Annotated[str, BeforeValidator(_event_id)]
 
 class _Body(BaseModel):
     # Tolerant: KubeEdge clients add fields we do not know.
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 class ValueMetadata(_Body):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,8 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgemqtt.client import BrokerAddress
-from mappers import MapperRunner, Registry, RunnerSettings
-from node_agent.dmi import dmi_server
+from mappers.settings import RunnerSettings
 from node_agent.settings import CloudSettings
 from node_agent.supervision import PieceFailed, RestartPolicy, supervise
 from twin.errors import PermanentError
@@ -30,6 +30,7 @@ from twin.service import TwinService
 from twin.store import TwinStore
 
 if TYPE_CHECKING:
+    from mappers import MapperRunner, Registry
     from node_agent.cloud_link import CloudLink
     from node_agent.dmi.server import DmiServer
     from node_agent.metrics import NodeMetrics
@@ -102,7 +103,9 @@ class Gateway:
         self.service: TwinService | None = None
         self.mappers: MapperRunner | None = None
         self.dmi: DmiServer | None = None
+        #: The cloud link, made a moment after the twin serves (``link_made`` is set then).
         self.link: CloudLink | None = None
+        self.link_made = asyncio.Event()
         self.pods: PodManager | None = None
         self.pod_link: PodLink | None = None
         self._metrics: NodeMetrics | None = None
@@ -144,6 +147,9 @@ class Gateway:
         pieces: list[Piece] = [("the twin service", service.serve, RestartPolicy(restart=False))]
         settings = self.settings
         if settings.mappers is not None:
+            # Imported here: a node without --mappers never loads the runner and its workers.
+            from mappers.runner import MapperRunner
+
             self.mappers = MapperRunner(
                 settings.node,
                 settings.broker,
@@ -154,6 +160,8 @@ class Gateway:
             pieces.append(("the mapper runner", self._run_mappers, RestartPolicy()))
         if settings.dmi_socket is not None:
             # Imports grpc (~20 MB of RSS) only here, when a DMI socket is asked for.
+            from node_agent.dmi import dmi_server
+
             self.dmi = dmi_server(service, settings.dmi_socket, data_dir=settings.data_dir)
             pieces.append(("the DMI server", self.dmi.run, RestartPolicy()))
         if settings.pods is not None and settings.cloud is not None:
@@ -186,13 +194,17 @@ class Gateway:
 
     async def _run_link(self, service: TwinService) -> None:
         if self.link is None:
-            # Imported here, once the twin is serving: a node serves its devices before its link loads.
+            # Imported here, once the twin is serving: a node serves its devices before its link
+            # loads. Loaded in a worker thread: the link's modules take ~30 ms (more when compiled
+            # at start), which the twin would otherwise spend not answering its first requests.
+            await asyncio.to_thread(importlib.import_module, "node_agent.cloud_link")
             from node_agent.cloud_link import CloudLink
 
             assert self.settings.cloud is not None
             self.link = CloudLink(
                 service, self.settings.cloud, self.settings.data_dir, self.metrics, pods=self.pod_link
             )
+            self.link_made.set()
         await self.link.run()
 
     async def _serve_metrics(self, service: TwinService) -> None:

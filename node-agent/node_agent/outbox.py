@@ -68,7 +68,7 @@ Pair = tuple[int, int]
 _K = TypeVar("_K")
 
 
-@dataclass
+@dataclass(slots=True)
 class Marks:
     """How far the cloud has acknowledged one device."""
 
@@ -131,7 +131,7 @@ def _int(value: Any) -> int:
     return value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Owed:
     """What one device owes: values with their timestamps, state, edge-set desired values with pairs."""
 
@@ -149,7 +149,7 @@ class Owed:
         return len(self.reported) + len(self.observed) + len(self.desired) + (self.state is not None)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReportRules:
     """What of a device goes up in reports, and how often (docs/cloud-link.md, "Reporting")."""
 

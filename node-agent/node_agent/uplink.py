@@ -77,9 +77,11 @@ class Uplink:
         # What went up since the last connect, as marks: acknowledged or not, it is not "fresh".
         self._in_flight: dict[str, Marks] = {}
         self._unacked: OrderedDict[int, tuple[Kind, dict[str, Owed]]] = OrderedDict()
-        #: Per device, its rules and the JSON of the Device they were read from (the node holds its
-        #: Devices as JSON, ``twin.device_table``: the same bytes object until the Device changes).
-        self._rules: dict[str, tuple[bytes, ReportRules]] = {}
+        #: Per device, its rules and the stamp of the Device they were read from (``DeviceTable.stamp``:
+        #: the same object until the Device changes).
+        self._rules: dict[str, tuple[object, ReportRules]] = {}
+        #: Equal rules are kept once: the devices of one model mostly have the same.
+        self._distinct_rules: dict[ReportRules, ReportRules] = {}
 
     # -- what the link tells it ----------------------------------------------------------------------
 
@@ -250,10 +252,11 @@ class Uplink:
         devices = self.service.devices
         if device_id not in devices:
             return None
-        json = devices.json(device_id)
+        stamp = devices.stamp(device_id)
         cached = self._rules.get(device_id)
-        if cached is None or cached[0] is not json:
-            cached = self._rules[device_id] = (json, ReportRules.of(devices[device_id]))
+        if cached is None or cached[0] is not stamp:
+            rules = ReportRules.of(devices[device_id])
+            cached = self._rules[device_id] = (stamp, self._distinct_rules.setdefault(rules, rules))
         return cached[1]
 
 

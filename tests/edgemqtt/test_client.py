@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -109,6 +110,21 @@ async def test_publish_confirmed_waits_for_the_broker(broker: BrokerAddress) -> 
         await client.publish_confirmed("$hw/events/device/led/twin/update", b"{}")
         message = await asyncio.wait_for(received.get(), 5)
     assert message == Message("$hw/events/device/led/twin/update", b"{}")
+
+
+async def test_a_burst_of_qos1_publishes_leaves_no_large_table_once_acknowledged(
+    broker: BrokerAddress,
+) -> None:
+    # A node publishes its thousand devices' events at once after a sync; the messages awaiting
+    # their PUBACK must not keep a table of that size for the months the node then runs.
+    async with MqttClient(broker) as client:
+        empty = sys.getsizeof(client._inflight)
+        for n in range(5000):
+            client.publish("burst/t", b"%d" % n, qos=1)
+        assert sys.getsizeof(client._inflight) > 100_000
+        await client.publish_confirmed("burst/t", b"last")  # the broker acknowledges in order
+        assert not client._inflight
+        assert sys.getsizeof(client._inflight) == empty
 
 
 def test_publishing_to_a_wildcard_or_at_qos_2_is_refused() -> None:

@@ -57,6 +57,7 @@ async def joined_node(
     try:
         async with asyncio.timeout(10):
             await gateway.ready.wait()
+            await gateway.link_made.wait()  # made a moment after the twin serves
         yield gateway
     finally:
         running.cancel()

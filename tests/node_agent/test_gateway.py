@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,6 +72,32 @@ async def test_without_mappers_the_gateway_runs_only_the_twin(broker: BrokerAddr
     assert gateway.mappers is None
     running.cancel()
     await asyncio.gather(running, return_exceptions=True)
+
+
+def test_a_node_loads_the_mapper_runner_and_the_app_client_only_when_it_uses_them(tmp_path: Path) -> None:
+    # What `edgetwin node` imports, in a process of its own: a node without --mappers starts
+    # faster and smaller without the runner, its workers, the plugin interface and TwinClient.
+    code = f"""
+import sys
+import edgetwin.commands.node
+from edgemqtt.client import BrokerAddress
+from node_agent import Gateway, GatewaySettings
+from twin.service import TwinService
+from twin.store import TwinStore
+unused = ["mappers.runner", "mappers.worker", "mappers.plugin", "node_agent.dmi", "twin.client"]
+assert not [m for m in unused if m in sys.modules], [m for m in unused if m in sys.modules]
+broker = BrokerAddress("127.0.0.1", 1883)
+gateway = Gateway(GatewaySettings(node="n", broker=broker, data_dir={str(tmp_path)!r}, mappers=[]))
+gateway._pieces(TwinService("n", broker, TwinStore({str(tmp_path)!r})))
+assert type(gateway.mappers).__name__ == "MapperRunner" and "mappers.runner" in sys.modules
+from mappers import Mapper
+from twin import TwinClient
+assert "mappers.plugin" in sys.modules and "twin.client" in sys.modules
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
 
 
 class _GatewayWithAFailingPiece(Gateway):

@@ -49,6 +49,20 @@ async def test_definitions_round_trip(tmp_path: Path) -> None:
     assert loaded.models == manifests.models
 
 
+async def test_files_of_several_megabytes_are_read_whole(tmp_path: Path) -> None:
+    # Files are read in 1 MiB pieces: a thousand devices' definitions (~1.3 MB) take several.
+    manifests = load_manifests([SAMPLE_DEVICES])
+    renamed = [
+        device.model_copy(update={"metadata": device.metadata.model_copy(update={"name": f"d{n}"})})
+        for n, device in enumerate(list(manifests.devices.values()) * 1500)
+    ]
+    devices = {device.id: device for device in renamed}
+    async with TwinStore(tmp_path) as store:
+        await store.save_definitions(manifests.models, devices)
+    assert (tmp_path / "definitions.json").stat().st_size > 2 * 2**20
+    assert TwinStore(tmp_path).load().devices == devices
+
+
 async def test_a_corrupt_file_is_moved_aside_and_the_rest_loads(tmp_path: Path) -> None:
     async with TwinStore(tmp_path) as store:
         await store.save_twin(twin_with("1"), durable=True)

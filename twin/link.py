@@ -54,6 +54,7 @@ __all__ = [
     "HeldDevice",
     "Hello",
     "LinkTopic",
+    "Listening",
     "NodeInfo",
     "Report",
     "ReportedValue",
@@ -84,7 +85,7 @@ class Direction(enum.StrEnum):
 
 
 UpKind = Literal["hello", "report", "desired", "heartbeat", "podstatus"]
-DownKind = Literal["sync", "device", "ack", "pod", "logs"]
+DownKind = Literal["sync", "device", "ack", "pod", "logs", "listening"]
 
 
 def up_topic(node: str, kind: UpKind) -> str:
@@ -199,6 +200,17 @@ class Heartbeat(_Message):
 
 
 # -- down ---------------------------------------------------------------------------------------------
+
+
+class Listening(_Message):
+    """A cloud-sync replica has just begun listening to the up stream (sent to every admitted node).
+
+    A node's hello published while no replica was subscribed is lost, not queued: a node that has
+    not had its sync yet says hello again at once instead of after ``resend`` seconds.
+    """
+
+    replica: str = ""
+    sent_at: int = 0
 
 
 class DeviceAssignment(_Message):

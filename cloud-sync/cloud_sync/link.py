@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from pydantic import BaseModel, ValidationError
@@ -68,6 +69,9 @@ class CloudLink:
         self.metrics = metrics
         self.client_id = client_id
         self.handlers: UpHandlers | None = None
+        #: Called each time this replica has (again) subscribed to the up stream: what nodes sent
+        #: while it was not subscribed is lost, so it tells them it listens (``down/listening``).
+        self.on_listening: Callable[[], None] | None = None
         self.connected = asyncio.Event()
         self._client: MqttClient | None = None
         self._queue: asyncio.Queue[Message] = asyncio.Queue()
@@ -75,8 +79,19 @@ class CloudLink:
 
     async def run(self) -> None:
         """Connect (retrying), subscribe to the up stream and hand its messages over, until cancelled."""
+        subscribed = False
+
+        def reconnected(_session_present: bool) -> None:
+            # The client has sent its SUBSCRIBE again before this runs: nodes' answers come after it.
+            if subscribed:
+                self._listening()
+
         client = MqttClient(
-            self.address, client_id=self.client_id, on_message=self._queue.put_nowait, clean_session=True
+            self.address,
+            client_id=self.client_id,
+            on_message=self._queue.put_nowait,
+            clean_session=True,
+            on_connect=reconnected,
         )
         await client.connect(retry=True)
         self._client = client
@@ -84,14 +99,20 @@ class CloudLink:
             await client.subscribe(UP_FILTER, qos=1)
             if self.replica is not None:
                 await client.subscribe(reply_filter(self.replica), qos=1)
+            subscribed = True
             log.info("cloud link up on %s (%s)", self.address.url, UP_FILTER)
             self.connected.set()
+            self._listening()
             while True:
                 self._dispatch(await self._queue.get())
         finally:
             self.connected.clear()
             self._client = None
             await client.close()
+
+    def _listening(self) -> None:
+        if self.on_listening is not None:
+            self.on_listening()
 
     def send(self, node: str, kind: DownKind, message: BaseModel) -> None:
         client = self._client

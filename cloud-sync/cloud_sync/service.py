@@ -25,12 +25,14 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cloud_sync import collector
 from cloud_sync.access import CLOUD_USER, AccessFiles, Admission, BrokerReload
+from cloud_sync.checks import valid_node_name
 from cloud_sync.dashboard import Dashboard, DashboardSettings
 from cloud_sync.desired import EdgeDesiredWriter
 from cloud_sync.inventory import Inventory
@@ -49,7 +51,7 @@ from cloud_sync.status import DEFAULT_CYCLE, StatusWriter
 from cloud_sync.supervision import supervise
 from cloud_sync.watches import Watch
 from edgemqtt import BrokerAddress
-from twin.link import EdgeDesired, Heartbeat, Hello, Report
+from twin.link import EdgeDesired, Heartbeat, Hello, Listening, Report
 from twin.link_pods import LogChunk, PodStatusReport
 
 __all__ = ["CloudSync", "CloudSyncSettings"]
@@ -105,6 +107,7 @@ class CloudSync:
             broker, self.metrics, client_id=f"edgetwin-cloud-{settings.replica}", replica=settings.replica
         )
         self.link.handlers = self
+        self.link.on_listening = self._say_listening
         delays = settings.retry_delays
         self.inventory = Inventory()
         self.recorder = Recorder(api, self.metrics, instance=settings.replica)
@@ -188,6 +191,15 @@ class CloudSync:
 
     def hello(self, node: str, message: Hello) -> None:
         self.mirror.answer(node, message)
+
+    def _say_listening(self) -> None:
+        """Every admitted node hears that this replica listens: one whose hello went while no replica
+        was subscribed (all starting together, or none running) says it again at once."""
+        body = Listening(replica=self.settings.replica, sent_at=int(time.time() * 1000))
+        nodes = sorted(n for n in self.admission.nodes() if valid_node_name(n))
+        for node in nodes:
+            self.link.send(node, "listening", body)
+        log.info("cloud link: told %d admitted nodes this replica listens", len(nodes))
 
     def report(self, node: str, message: Report) -> None:
         self.status.offer(node, message)

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Awaitable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +26,7 @@ from edgemqtt.client import Message, MqttClient, Will
 from edgemqtt.errors import MqttError
 from node_agent import node_status
 from node_agent.device_changes import steps
+from node_agent.hello import REVISION_ANNOTATION, SentHello, make_hello
 from node_agent.metrics import NodeMetrics
 from node_agent.outbox import Outbox
 from node_agent.settings import CloudSettings
@@ -42,8 +41,7 @@ from twin.link import (
     DeviceChange,
     Direction,
     Heartbeat,
-    HeldDevice,
-    Hello,
+    Listening,
     Sync,
     down_topic,
     node_password,
@@ -69,17 +67,6 @@ log = logging.getLogger(__name__)
 #: system once they are handled (a sync of 1,000 devices is ~1.8 MB, and many times that in objects
 #: while it is read and applied).
 _LARGE_MESSAGES = 256 * 1024
-#: Where a node keeps the ``revision`` of the assignment a device came in (docs/cloud-link.md).
-REVISION_ANNOTATION = "node.edgetwin.io/assignment-revision"
-
-
-@dataclass(frozen=True)
-class _SentHello:
-    id: str
-    #: Per device: generation and desired values' pairs, as announced.
-    held: dict[str, tuple[int, dict[str, tuple[int, int]]]]
-    at: float
-    connection: int
 
 
 class CloudLink:
@@ -106,10 +93,12 @@ class CloudLink:
             pods.attach(self._publish, self.outbox.next_seq)
         self._client: MqttClient | None = None
         self._queue: asyncio.Queue[Message] = asyncio.Queue()
-        self._hello: _SentHello | None = None
+        self._hello: SentHello | None = None
         self._connections = 0
         self._connected = asyncio.Event()
         self._synced = asyncio.Event()
+        #: Set by a sync, and by a cloud-sync that has just begun listening (``down/listening``).
+        self._hello_news = asyncio.Event()
         self._beat_now = asyncio.Event()
         #: Set once the first sync is applied (tests and the command line wait on it).
         self.synced_once = asyncio.Event()
@@ -187,47 +176,28 @@ class CloudLink:
         return True
 
     async def _hellos(self) -> None:
-        """A hello after each connect, again every ``resend`` seconds until its sync arrives."""
+        """A hello after each connect, again every ``resend`` seconds until its sync arrives, and at
+        once when a cloud-sync says it has begun listening (a hello sent before it did is lost)."""
         while True:
             await self._connected.wait()
             self._connected.clear()
             if self.pods is not None:
                 await self.pods.ready()  # the hello names the stored pods: not before they are loaded
             while not self._synced.is_set() and self._send_hello():
+                self._hello_news.clear()
                 try:
                     async with asyncio.timeout(self.settings.resend):
-                        await self._synced.wait()
+                        await self._hello_news.wait()
                 except TimeoutError:
                     log.info("cloud link: no sync for the hello; saying hello again")
 
     def _send_hello(self) -> bool:
-        held = {
-            device_id: (generation, {n: (v.cloud, v.edge) for n, v in versions.items()})
-            for device_id, (generation, versions) in self.service.held().items()
-        }
-        loop_time = asyncio.get_running_loop().time()
-        hello = _SentHello(uuid.uuid4().hex, held, loop_time, self._connections)
-        body = Hello(
-            node=self.node,
-            id=hello.id,
-            sent_at=now_ms(),
-            devices={
-                device_id: HeldDevice(
-                    generation=generation, revision=self._revision(device_id), desired=desired
-                )
-                for device_id, (generation, desired) in held.items()
-            },
-            pods=self.pods.held() if self.pods is not None else None,
-        )
+        hello, body = make_hello(self.service, self._connections, self.pods)
         if not self._publish(up_topic(self.node, "hello"), body.model_dump_json().encode()):
             return False
         self._hello = hello
         self.metrics.sent.labels("hello").inc()
         return True
-
-    def _revision(self, device_id: str) -> str:
-        device = self.service.devices.get(device_id)
-        return device.metadata.annotations.get(REVISION_ANNOTATION, "") if device is not None else ""
 
     async def _heartbeats(self) -> None:
         """A heartbeat at each connect and every ``heartbeat`` seconds while connected."""
@@ -308,6 +278,15 @@ class CloudLink:
                     self.pods.acknowledged(ack)
                 else:
                     self.uplink.acknowledged(ack)
+            elif kind == "listening":
+                self.metrics.received.labels(kind).inc()
+                listening = Listening.model_validate_json(message.payload)
+                if not self._synced.is_set() and self._hello is not None:
+                    # The hello may have gone while no replica listened: it would wait `resend`.
+                    log.info(
+                        "cloud link: cloud-sync %s is listening; saying hello again", listening.replica[:80]
+                    )
+                    self._hello_news.set()
             elif kind in ("pod", "logs") and self.pods is not None:
                 self.metrics.received.labels(kind).inc()
                 if kind == "pod":
@@ -356,6 +335,7 @@ class CloudLink:
             len(removed),
         )
         self._synced.set()
+        self._hello_news.set()
         self.synced_once.set()
         self.uplink.link_up()
         if self.pods is not None:

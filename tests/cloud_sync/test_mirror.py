@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from tests.cloud_sync.conftest import MODEL, CloudStack, device_yaml
-from twin.link import HeldDevice
+from tests.cloud_sync.peer import NodePeer
+from twin.link import HeldDevice, Listening
 
 
 async def test_an_applied_device_reaches_its_node_in_the_sync_with_its_versions(stack: CloudStack) -> None:
@@ -164,3 +165,20 @@ async def test_a_node_that_stayed_connected_while_cloud_sync_was_down_gets_what_
     assert change.assignment is not None
     assert change.assignment.generation == held.generation + 1
     assert change.assignment.device.spec.properties[0].reportCycle == 500
+
+
+async def test_a_replica_that_begins_listening_tells_every_admitted_node(stack: CloudStack) -> None:
+    # Connected before any cloud-sync: a hello sent now would reach no subscriber and be lost.
+    async with (
+        NodePeer(stack.broker, "node-a", stack.token) as node_a,
+        NodePeer(stack.broker, "node-b", stack.token) as node_b,
+    ):
+        await stack.start_cloud()
+        heard = [
+            Listening.model_validate_json(message.payload)
+            for _, message in [
+                await peer.other_message(lambda m: m.topic.endswith("/down/listening"))
+                for peer in (node_a, node_b)
+            ]
+        ]
+    assert [h.replica for h in heard] == [stack.cloud.settings.replica] * 2

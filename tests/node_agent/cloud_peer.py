@@ -34,7 +34,7 @@ from twin.link import (
 from twin.models import Device, DeviceModel
 
 NODE = "edge-node-1"
-DownKind = Literal["sync", "device", "ack"]
+DownKind = Literal["sync", "device", "ack", "listening"]
 UP_MODELS: dict[str, type[BaseModel]] = {
     "hello": Hello,
     "report": Report,

@@ -7,6 +7,7 @@ MQTT client speaking ``twin.link``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,11 +20,11 @@ from mappers.virtual.device import forget_all, simulated
 from tests.fixtures.brokers import Mosquitto, SecureFiles
 from tests.mappers.harness import until
 from tests.node_agent.cloud_peer import NODE, CloudPeer, thermo, thermo_model
-from tests.node_agent.nodes import TOKEN, joined_node
+from tests.node_agent.nodes import TOKEN, cloud_settings, joined_node
 from twin.client import TwinClient
 from twin.engine import Version
 from twin.errors import UnknownDevice
-from twin.link import Hello, Sync, node_password
+from twin.link import Hello, Listening, Sync, node_password
 
 MODEL = thermo_model()
 
@@ -217,3 +218,29 @@ async def test_the_node_joins_a_cloud_broker_over_tls_with_the_password_its_toke
             assert node.link is not None and node.service is not None
             await node.link.synced_once.wait()
             assert set(node.service.devices) == {"default/t1"}
+
+
+async def test_a_node_whose_hello_went_unanswered_says_it_again_when_a_cloud_sync_begins_listening(
+    embedded_mqtt: BrokerAddress, private_mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    # No answer to the first hello, as when it went before any cloud-sync subscribed; an hour's
+    # resend: without ``down/listening`` the node would not say hello again within this test.
+    peer = CloudPeer(private_mosquitto.address, auto_sync=False)
+    peer.assign(thermo("t1"), MODEL)
+    settings = cloud_settings(private_mosquitto.address, resend=3600)
+    async with (
+        peer.running(),
+        joined_node(embedded_mqtt, private_mosquitto.address, tmp_path, settings=settings) as node,
+    ):
+        first: Hello = await peer.wait_for("hello")
+        seen = len(peer.received)
+        peer.raw("listening", Listening(replica="replica-2").model_dump_json().encode())
+        again: Hello = await peer.wait_for("hello", after=seen)
+        peer.answer(again)
+        assert node.link is not None
+        async with asyncio.timeout(15):
+            await node.link.synced_once.wait()
+        assert node.service is not None
+        held = node.service.held()
+    assert again.id != first.id
+    assert set(held) == {"default/t1"}

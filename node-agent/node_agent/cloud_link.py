@@ -363,10 +363,12 @@ class CloudLink:
             # An upsert followed by a delete of the same device in one step: the delete stands.
             assigned = self._assignments([a for i, a in step.upserts.items() if i not in step.deletes])
             removed = [d for d in step.deletes if d in self.service.devices]
-            if assigned or removed:
-                await self._apply(assigned, removed)
+            # The cloud holds what it sent, marked before the twin changes: the uplink, woken by the
+            # change while the twin stores it, must not take the cloud's own value for an edge one.
             for assignment in assigned:
                 self.outbox.cloud_holds_some(assignment.device_id, _pairs(assignment))
+            if assigned or removed:
+                await self._apply(assigned, removed)
             for device_id in removed:
                 self.uplink.forget(device_id)
 

@@ -155,6 +155,8 @@ async def test_malformed_or_stale_messages_from_the_cloud_are_ignored_and_the_li
         peer.raw("ack", b'{"kind": "weather", "seq": 1}')
         peer.raw("ack", b'{"kind": "report", "seq": 12345}')  # not awaited: ignored
         peer.raw("device", b'{"op": "delete", "id": "default/never-here"}')
+        peer.raw("listening", b'{"replica": 7}')
+        peer.raw("listening", b'{"replica": "another"}')  # synced already: no new hello
         peer.change(peer.assign(thermo("t1"), MODEL))
         await until(lambda: "default/t1" in node.service.devices)  # type: ignore[union-attr]
         assert "default/old" not in node.service.devices
@@ -163,6 +165,8 @@ async def test_malformed_or_stale_messages_from_the_cloud_are_ignored_and_the_li
     assert "a malformed down/sync from the cloud, ignored" in logged
     assert "a down/device upsert without its assignment" in logged
     assert "a malformed down/ack from the cloud, ignored: kind" in logged
+    assert "a malformed down/listening from the cloud, ignored: replica" in logged
+    assert len(peer.of_kind("hello")) == 1
 
 
 async def test_a_device_the_twin_cannot_serve_is_refused_by_name_and_the_others_are_served(

@@ -3,7 +3,8 @@
 A ``Child`` is one ``edgetwin`` command in its own process, its output in a log file, ready when a
 given line appears, stopped with SIGTERM (then SIGKILL). ``SampleDevices`` are the Device and
 DeviceModel manifests ``up`` applies through the Kubernetes API, retargeted to the node and the
-simulators' ports. ``first_values`` watches Devices until each has a reported value.
+simulators' ports. ``first_values`` watches Devices until each has a reported value, ``node_ready``
+the node's Node until it is Ready.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from cloud_sync.errors import ApiNotFound
 from twin.errors import InvalidManifest, TemporaryError
 from twin.manifests import parse_manifest
 
-__all__ = ["Child", "SampleDevices", "first_values"]
+__all__ = ["Child", "SampleDevices", "first_values", "node_ready"]
 
 GROUP, VERSION = "devices.kubeedge.io", "v1beta1"
 
@@ -192,3 +193,21 @@ async def first_values(
                         on_value(name)
                 await asyncio.sleep(0.1)
     return seen
+
+
+async def node_ready(api: KubeApi, node: str, *, timeout: float) -> bool:
+    """Whether the Node ``node`` shows Ready within ``timeout`` (polled as ``first_values`` does).
+
+    Device values and the Node come by different messages (report, heartbeat): the first can be in
+    the API before the second, and ``kubectl get nodes`` right after "all live" should show the node.
+    """
+    path = f"/api/v1/nodes/{node}"
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            while True:
+                with contextlib.suppress(ApiNotFound):
+                    conditions = ((await api.get(path)).get("status") or {}).get("conditions") or []
+                    if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+                        return True
+                await asyncio.sleep(0.1)
+    return False

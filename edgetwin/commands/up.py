@@ -24,7 +24,7 @@ from cloud_sync.access import AccessFiles
 from edgetwin.commands._broker import add_broker_options, broker_address
 from edgetwin.settings import DEFAULT_NODE, REPO_ROOT, SAMPLES, default_data_dir
 from edgetwin.simulators import SIMULATED, check_free
-from edgetwin.stack import Child, SampleDevices, first_values
+from edgetwin.stack import Child, SampleDevices, first_values, node_ready
 from twin.errors import TemporaryError
 
 __all__ = ["register", "run"]
@@ -181,6 +181,9 @@ async def run(args: argparse.Namespace) -> int:
             api, waiting, timeout=30.0, on_value=lambda name: _say(f" {name}", end="")
         )
         missing = [d for d in waiting if d not in reported]
+        left = max(1.0, 30.0 - (time.monotonic() - started))
+        if not await node_ready(api, args.node, timeout=left):
+            missing.append(f"Node {args.node} Ready")
         took = f"{time.monotonic() - started:.1f} s"
         _say(
             f"\n  not yet after {took}: {', '.join(missing)} (see {node.log})"

@@ -281,6 +281,8 @@ class CloudLink:
             elif kind == "listening":
                 self.metrics.received.labels(kind).inc()
                 listening = Listening.model_validate_json(message.payload)
+                # A heartbeat sent before it listened was lost too: the Node would wait `heartbeat`.
+                self._beat_now.set()
                 if not self._synced.is_set() and self._hello is not None:
                     # The hello may have gone while no replica listened: it would wait `resend`.
                     log.info(

@@ -17,11 +17,13 @@ from tests.node_agent.cloud_peer import NODE
 TOKEN = "join-token-for-tests"
 
 
-def cloud_settings(cloud: BrokerAddress, *, token: str = TOKEN, resend: float = 0.5) -> CloudSettings:
+def cloud_settings(
+    cloud: BrokerAddress, *, token: str = TOKEN, resend: float = 0.5, heartbeat: float = 0.2
+) -> CloudSettings:
     return CloudSettings(
         broker=cloud,
         token=token,
-        heartbeat=0.2,
+        heartbeat=heartbeat,
         resend=resend,
         reconnect_delays=(0.05, 0.1, 0.2),
         refused_delay=60.0,

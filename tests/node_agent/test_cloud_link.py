@@ -228,18 +228,20 @@ async def test_a_node_whose_hello_went_unanswered_says_it_again_when_a_cloud_syn
     embedded_mqtt: BrokerAddress, private_mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
     # No answer to the first hello, as when it went before any cloud-sync subscribed; an hour's
-    # resend: without ``down/listening`` the node would not say hello again within this test.
+    # resend and heartbeat: without ``down/listening`` the node would say neither again in this test.
     peer = CloudPeer(private_mosquitto.address, auto_sync=False)
     peer.assign(thermo("t1"), MODEL)
-    settings = cloud_settings(private_mosquitto.address, resend=3600)
+    settings = cloud_settings(private_mosquitto.address, resend=3600, heartbeat=3600)
     async with (
         peer.running(),
         joined_node(embedded_mqtt, private_mosquitto.address, tmp_path, settings=settings) as node,
     ):
         first: Hello = await peer.wait_for("hello")
+        await peer.wait_for("heartbeat")
         seen = len(peer.received)
         peer.raw("listening", Listening(replica="replica-2").model_dump_json().encode())
         again: Hello = await peer.wait_for("hello", after=seen)
+        await peer.wait_for("heartbeat", after=seen)  # the Node's readiness need not wait an hour
         peer.answer(again)
         assert node.link is not None
         async with asyncio.timeout(15):

@@ -14,7 +14,7 @@ import contextlib
 import os
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,41 +173,51 @@ def _retarget(device: dict[str, Any], node: str, modbus_port: int, opcua_port: i
 async def first_values(
     api: KubeApi, names: list[str], *, timeout: float, on_value: Callable[[str], None]
 ) -> set[str]:
-    """Devices of ``names`` that show a reported value within ``timeout``, told as they come.
-
-    List requests a tenth of a second apart during start-up (a few dozen small lists): simpler
-    than a watch for a wait of seconds that ends when every sample device has reported once.
-    """
+    """Devices of ``names`` that show a reported value within ``timeout``, told as they come."""
     path = f"/apis/{GROUP}/{VERSION}/devices"
     seen: set[str] = set()
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(timeout):
-            while not set(names) <= seen:
-                items, _ = await api.list_all(path)
-                for obj in items:
-                    name = obj["metadata"]["name"]
-                    twins = (obj.get("status") or {}).get("twins") or []
-                    reported = any((t.get("reported") or {}).get("value") for t in twins)
-                    if name in names and name not in seen and reported:
-                        seen.add(name)
-                        on_value(name)
-                await asyncio.sleep(0.1)
+
+    async def all_seen() -> bool:
+        items, _ = await api.list_all(path)
+        for obj in items:
+            name = obj["metadata"]["name"]
+            twins = (obj.get("status") or {}).get("twins") or []
+            reported = any((t.get("reported") or {}).get("value") for t in twins)
+            if name in names and name not in seen and reported:
+                seen.add(name)
+                on_value(name)
+        return set(names) <= seen
+
+    await _poll(all_seen, timeout)
     return seen
 
 
 async def node_ready(api: KubeApi, node: str, *, timeout: float) -> bool:
-    """Whether the Node ``node`` shows Ready within ``timeout`` (polled as ``first_values`` does).
+    """Whether the Node ``node`` shows Ready within ``timeout``.
 
     Device values and the Node come by different messages (report, heartbeat): the first can be in
     the API before the second, and ``kubectl get nodes`` right after "all live" should show the node.
     """
     path = f"/api/v1/nodes/{node}"
+
+    async def ready() -> bool:
+        with contextlib.suppress(ApiNotFound):
+            conditions = ((await api.get(path)).get("status") or {}).get("conditions") or []
+            return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+        return False
+
+    return await _poll(ready, timeout)
+
+
+async def _poll(done: Callable[[], Awaitable[bool]], timeout: float) -> bool:
+    """Whether ``done`` says so within ``timeout``, asked every tenth of a second.
+
+    Requests a tenth of a second apart during start-up (a few dozen small ones): simpler than a
+    watch for a wait of seconds that ends at the first yes.
+    """
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout):
-            while True:
-                with contextlib.suppress(ApiNotFound):
-                    conditions = ((await api.get(path)).get("status") or {}).get("conditions") or []
-                    if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
-                        return True
+            while not await done():
                 await asyncio.sleep(0.1)
+            return True
     return False

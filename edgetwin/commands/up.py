@@ -33,6 +33,8 @@ __all__ = ["register", "run"]
 # beside the stack so that the demo moves on its own.
 TRAFFIC_LIGHT_APP = REPO_ROOT / "examples" / "traffic-light" / "cycle.py"
 TRAFFIC_LIGHT = "traffic-light"
+#: Seconds from the samples applied until up says what is not live yet (first values, Node Ready).
+LIVE_TIMEOUT = 30.0
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -178,10 +180,10 @@ async def run(args: argparse.Namespace) -> int:
         _say("waiting for first values:", end="")
         started = time.monotonic()
         reported = await first_values(
-            api, waiting, timeout=30.0, on_value=lambda name: _say(f" {name}", end="")
+            api, waiting, timeout=LIVE_TIMEOUT, on_value=lambda name: _say(f" {name}", end="")
         )
         missing = [d for d in waiting if d not in reported]
-        left = max(1.0, 30.0 - (time.monotonic() - started))
+        left = max(1.0, LIVE_TIMEOUT - (time.monotonic() - started))
         if not await node_ready(api, args.node, timeout=left):
             missing.append(f"Node {args.node} Ready")
         took = f"{time.monotonic() - started:.1f} s"
